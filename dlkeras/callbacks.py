@@ -1,0 +1,118 @@
+"""build_callbacks(recipe, run, stage) -> the Keras callbacks of one training stage.
+
+Imported by the commands after argument parsing, so the Keras import here stays off the
+`--help` path.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+
+import keras
+
+from dlkeras.runs import RunDir, read_history, save_model_atomic, write_text_atomic
+
+
+def build_callbacks(recipe, run: RunDir, stage, best_so_far: float | None):
+    """Backup (for --resume), NaN guard, early stopping, LR plateau, checkpoints, history, logs.
+
+    Args:
+        best_so_far: best monitored value of earlier stages, so best.keras spans all stages.
+    """
+    settings = recipe.callbacks
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(run.backup_dir(stage.name)), delete_checkpoint=True),
+        keras.callbacks.TerminateOnNaN(),
+        HistoryCSV(run, stage.name),
+    ]
+    if settings.early_stopping_patience > 0:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor=settings.monitor,
+                patience=settings.early_stopping_patience,
+                restore_best_weights=True,
+                verbose=1,
+            )
+        )
+    if recipe.train.schedule == "plateau" and settings.reduce_lr_patience > 0:
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor=settings.monitor,
+                factor=settings.reduce_lr_factor,
+                patience=settings.reduce_lr_patience,
+                verbose=1,
+            )
+        )
+    if settings.checkpoints:
+        callbacks.append(AtomicCheckpoints(run, settings.monitor, best_so_far))
+    if settings.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(str(run.logs_dir / stage.name)))
+    return callbacks
+
+
+def current_learning_rate(model) -> float:
+    """The optimizer's learning rate at its current step, as a float."""
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+
+class HistoryCSV(keras.callbacks.Callback):
+    """history.csv with one row per epoch: stage, epoch, learning rate, seconds and metrics.
+
+    Rows of earlier stages (and of the run before a --resume) are kept; the file is rewritten
+    atomically each epoch so a kill never leaves half a row.
+    """
+
+    def __init__(self, run: RunDir, stage: str):
+        super().__init__()
+        self.path = run.history_csv
+        self.stage = stage
+        self.started = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        rows = read_history(self.path)
+        rows = [r for r in rows if not (r["stage"] == self.stage and int(r["epoch"]) >= epoch + 1)]
+        row = {
+            "stage": self.stage,
+            "epoch": epoch + 1,
+            "learning_rate": current_learning_rate(self.model),
+            "seconds": round(time.perf_counter() - self.started, 3),
+        }
+        row.update({k: float(v) for k, v in (logs or {}).items() if k != "learning_rate"})
+        rows.append(row)
+        columns = list(dict.fromkeys(key for r in rows for key in r))
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+        write_text_atomic(self.path, buffer.getvalue())
+
+
+class AtomicCheckpoints(keras.callbacks.Callback):
+    """Saves checkpoints/last.keras every epoch and best.keras when `monitor` improves.
+
+    Each file is written to a temp name and renamed, so a killed run never leaves a truncated
+    checkpoint behind.
+    """
+
+    def __init__(self, run: RunDir, monitor: str, best_so_far: float | None):
+        super().__init__()
+        self.run = run
+        self.monitor = monitor
+        self.mode_max = any(word in monitor for word in ("acc", "auc", "f1", "precision", "recall"))
+        self.best = best_so_far if best_so_far is not None else (-math.inf if self.mode_max else math.inf)
+
+    def on_epoch_end(self, epoch, logs=None):
+        save_model_atomic(self.model, self.run.last_checkpoint)
+        value = (logs or {}).get(self.monitor)
+        if value is None or not math.isfinite(value):
+            return
+        improved = value > self.best if self.mode_max else value < self.best
+        if improved:
+            self.best = float(value)
+            save_model_atomic(self.model, self.run.best_checkpoint)

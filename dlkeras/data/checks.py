@@ -1,0 +1,94 @@
+"""Validation that turns bad input into a DataError naming the problem and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from dlkeras.errors import DataError
+
+MAX_LISTED = 8
+
+
+def _rows(index) -> str:
+    """`index` as 1-based file row numbers (header is row 1, so data starts at row 2)."""
+    shown = ", ".join(str(int(i) + 2) for i in list(index)[:MAX_LISTED])
+    more = len(index) - MAX_LISTED
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def check_file(path: str | Path, what: str = "data file") -> Path:
+    """Raises DataError unless `path` exists."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise DataError(f"{what} {path} does not exist; check data.path (--set data.path=...)")
+    return path
+
+
+def check_columns(frame, columns, path: str, setting: str = "data.feature_columns") -> None:
+    """Raises DataError naming every missing column and the columns that do exist."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{path}: column(s) {', '.join(map(repr, missing))} not found; the file has "
+            f"{', '.join(map(repr, frame.columns))}. Set {setting} to existing columns."
+        )
+
+
+def check_no_missing_labels(frame, label_column: str, path: str) -> None:
+    """Raises DataError listing the rows whose label is empty."""
+    empty = frame.index[frame[label_column].isna()]
+    if len(empty):
+        raise DataError(
+            f"{path}: {len(empty)} row(s) have no value in label column {label_column!r} "
+            f"(file rows {_rows(empty)}); fill or remove them"
+        )
+
+
+def check_no_missing_features(frame, columns, path: str) -> None:
+    """Raises DataError naming the columns and rows with NaN or empty feature values."""
+    subset = frame[list(columns)]
+    bad = subset.isna()
+    if bad.to_numpy().any():
+        per_column = {c: int(n) for c, n in bad.sum().items() if n}
+        rows = frame.index[bad.any(axis=1)]
+        raise DataError(
+            f"{path}: missing (NaN/empty) feature values in {per_column} "
+            f"(file rows {_rows(rows)}); fill them, or --set data.missing=drop to drop those rows"
+        )
+
+
+def check_finite(array: np.ndarray, what: str) -> None:
+    """Raises DataError if a numeric array holds NaN or infinity."""
+    if not np.isfinite(array).all():
+        count = int((~np.isfinite(array)).sum())
+        raise DataError(f"{what} holds {count} NaN/infinite value(s); clean the input first")
+
+
+def check_not_empty(count: int, what: str) -> None:
+    """Raises DataError when filtering left nothing to train or evaluate on."""
+    if count == 0:
+        raise DataError(
+            f"{what} is empty after filtering; check data.path, data.max_examples and the "
+            "label/missing-value settings"
+        )
+
+
+def check_labels_known(labels, known, split: str) -> None:
+    """Raises DataError when `split` holds label values the training split never had."""
+    unknown = sorted(set(map(str, labels)) - set(map(str, known)))
+    if unknown:
+        raise DataError(
+            f"{split} split has label value(s) not seen in training: {unknown[:MAX_LISTED]}; "
+            "add training examples of those classes or remove them from the evaluation data"
+        )
+
+
+def check_min_classes(class_names, what: str) -> None:
+    """Raises DataError when fewer than two classes remain."""
+    if len(class_names) < 2:
+        raise DataError(
+            f"{what} has {len(class_names)} class(es) {list(class_names)}; classification needs "
+            "at least two; check data.label_column"
+        )

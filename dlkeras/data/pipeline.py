@@ -1,0 +1,66 @@
+"""tf.data construction shared by every pipeline: shuffle, batch, augment, prefetch."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import numpy as np
+
+
+def dataset_options():
+    """tf.data options for the active Keras backend.
+
+    tf.data autotuning throttles the JAX and torch backends (their epochs snap to multiples of
+    its ~5 s tuning period), so it is switched off there and fixed parallelism is used.
+    """
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+        options.autotune.enabled = False
+    options.deterministic = True
+    return options
+
+
+def parallelism() -> int:
+    import tensorflow as tf
+
+    if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
+        return tf.data.AUTOTUNE
+    return 2
+
+
+def make_dataset(
+    features,
+    labels: np.ndarray,
+    batch_size: int,
+    training: bool,
+    seed: int,
+    shuffle_buffer: int = 4096,
+    augment: Callable | None = None,
+):
+    """A batched, prefetched tf.data.Dataset of `(features, labels)`.
+
+    Args:
+        features: an array (or dict of arrays) with one row per example.
+        labels: labels aligned with the rows of `features`.
+        training: shuffle each epoch and apply `augment` (a batch -> batch function).
+    """
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((features, labels))
+    if training:
+        size = len(labels)
+        dataset = dataset.shuffle(min(size, shuffle_buffer), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size)
+    if training and augment is not None:
+        dataset = dataset.map(
+            lambda x, y: (augment(x), y), num_parallel_calls=parallelism(), deterministic=True
+        )
+    return dataset.prefetch(parallelism()).with_options(dataset_options())
+
+
+def one_hot(indices: np.ndarray, num_classes: int) -> np.ndarray:
+    """Float32 one-hot rows (label smoothing in the loss needs dense targets)."""
+    return np.eye(num_classes, dtype=np.float32)[indices]

@@ -1,0 +1,175 @@
+"""Tabular classification: a table with a label column, numeric and categorical features.
+
+Numeric columns are standardised and categorical columns one-hot encoded with statistics fit on
+the training split only; the fitted `TabularPreprocessor` is saved with the run so that predict
+and export apply exactly the same transform to raw rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dlkeras.data import (
+    DataInfo,
+    Datasets,
+    Split,
+    balanced_class_weights,
+    checks,
+    fingerprint,
+    pipeline,
+    sources,
+    splits,
+)
+from dlkeras.errors import ConfigError
+
+
+@dataclass
+class TabularPreprocessor:
+    """Standardisation and one-hot encoding fit on the training rows."""
+
+    numeric: dict[str, tuple[float, float]]
+    categorical: dict[str, list[str]]
+
+    @classmethod
+    def fit(cls, frame, numeric_columns, categorical_columns) -> TabularPreprocessor:
+        numeric = {}
+        for column in numeric_columns:
+            values = frame[column].to_numpy(dtype=np.float64)
+            std = float(values.std())
+            numeric[column] = (float(values.mean()), std if std > 0 else 1.0)
+        categorical = {
+            column: sorted(frame[column].astype(str).unique().tolist())
+            for column in categorical_columns
+        }
+        return cls(numeric, categorical)
+
+    def transform(self, frame) -> np.ndarray:
+        """Float32 matrix; a category unseen in training encodes as all zeros."""
+        blocks = [
+            ((frame[c].to_numpy(dtype=np.float64) - mean) / std)[:, None]
+            for c, (mean, std) in self.numeric.items()
+        ]
+        for column, vocabulary in self.categorical.items():
+            values = frame[column].astype(str).to_numpy()
+            blocks.append((values[:, None] == np.array(vocabulary)[None, :]).astype(np.float64))
+        return np.concatenate(blocks, axis=1).astype(np.float32)
+
+    @property
+    def width(self) -> int:
+        return len(self.numeric) + sum(len(v) for v in self.categorical.values())
+
+    def to_dict(self) -> dict:
+        return {"numeric": self.numeric, "categorical": self.categorical}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TabularPreprocessor:
+        numeric = {k: tuple(v) for k, v in data["numeric"].items()}
+        return cls(numeric, {k: list(v) for k, v in data["categorical"].items()})
+
+
+def load_frame(config):
+    """The raw table: the user's file when `data.path` is set, else the bundled source."""
+    if config.path:
+        return sources.load_table(config.path), config.path
+    if not config.source:
+        raise ConfigError("set data.path=FILE (CSV/JSONL/Parquet) or data.source to a bundled table")
+    return sources.load_bundled_table(config.source), f"bundled table {config.source!r}"
+
+
+def select_columns(frame, config, where: str) -> tuple[list[str], list[str]]:
+    """Feature columns split into numeric and categorical, after checking they exist."""
+    checks.check_columns(frame, [config.label_column], where, "data.label_column")
+    checks.check_columns(frame, config.drop_columns, where, "data.drop_columns")
+    features = list(config.feature_columns) or [
+        c for c in frame.columns if c != config.label_column and c not in config.drop_columns
+    ]
+    checks.check_columns(frame, features, where)
+    checks.check_columns(frame, config.categorical_columns, where, "data.categorical_columns")
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    categorical = [
+        c
+        for c in features
+        if c in config.categorical_columns or not is_numeric_dtype(frame[c]) or is_bool_dtype(frame[c])
+    ]
+    return [c for c in features if c not in categorical], categorical
+
+
+def clean_rows(frame, config, features: list[str], where: str, notes: list[str]):
+    """Applies `data.missing` to rows with empty features, and `data.max_examples`."""
+    checks.check_no_missing_labels(frame, config.label_column, where)
+    if config.missing == "drop":
+        before = len(frame)
+        frame = frame.dropna(subset=features)
+        if len(frame) < before:
+            notes.append(f"dropped {before - len(frame)} row(s) with missing feature values")
+    elif config.missing == "error":
+        checks.check_no_missing_features(frame, features, where)
+    else:
+        raise ConfigError(f"data.missing={config.missing!r}; choose 'error' or 'drop'")
+    if config.max_examples:
+        frame = frame.sample(n=min(config.max_examples, len(frame)), random_state=0)
+    checks.check_not_empty(len(frame), where)
+    return frame.reset_index(drop=True)
+
+
+def build(config, seed: int) -> Datasets:
+    """Reads, checks, splits (stratified), fits the preprocessor on train, and batches."""
+    frame, where = load_frame(config)
+    numeric, categorical = select_columns(frame, config, where)
+    notes: list[str] = []
+    frame = clean_rows(frame, config, numeric + categorical, where, notes)
+    for column in numeric:
+        checks.check_finite(frame[column].to_numpy(dtype=np.float64), f"{where} column {column!r}")
+
+    labels_text = frame[config.label_column].astype(str).to_numpy()
+    train_index, val_index, test_index = splits.stratified_split(
+        labels_text, config.val_fraction, config.test_fraction, seed
+    )
+    class_names = sorted(set(labels_text[train_index]))
+    checks.check_min_classes(class_names, f"{where} (training split)")
+    for name, index in (("validation", val_index), ("test", test_index)):
+        checks.check_labels_known(labels_text[index], class_names, name)
+    lookup = {name: i for i, name in enumerate(class_names)}
+    labels = np.array([lookup[v] for v in labels_text], dtype=np.int64)
+
+    preprocessor = TabularPreprocessor.fit(frame.iloc[train_index], numeric, categorical)
+    features = preprocessor.transform(frame)
+    split_index = {"train": train_index, "val": val_index, "test": test_index}
+    split_arrays = {
+        name: Split(features[index], labels[index], frame.iloc[index])
+        for name, index in split_index.items()
+    }
+    for name, split in split_arrays.items():
+        checks.check_not_empty(len(split.y), f"{where} {name} split")
+
+    num_classes = len(class_names)
+    info = DataInfo(
+        task="classification",
+        input_shape=(preprocessor.width,),
+        num_classes=num_classes,
+        class_names=tuple(class_names),
+        class_weights=balanced_class_weights(labels[train_index], num_classes),
+        split_sizes={name: len(index) for name, index in split_index.items()},
+        preprocessing={
+            "kind": "tabular",
+            "label_column": config.label_column,
+            **preprocessor.to_dict(),
+        },
+        fingerprint=fingerprint(frame.to_csv(index=False), config.label_column),
+        notes=notes,
+    )
+    datasets = {
+        name: pipeline.make_dataset(
+            split.x,
+            pipeline.one_hot(split.y, num_classes),
+            config.batch_size,
+            training=name == "train",
+            seed=seed,
+            shuffle_buffer=config.shuffle_buffer,
+        )
+        for name, split in split_arrays.items()
+    }
+    return Datasets(**datasets, info=info, splits=split_arrays)

@@ -1,0 +1,30 @@
+"""Model factories: `build(model_config, data_info) -> keras.Model` (uncompiled).
+
+Layers whose name starts with "head" form the task head; stage `trainable="head"` freezes the
+rest.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from dlkeras.errors import ConfigError
+
+MODELS = {
+    "cnn": "dlkeras.models.cnn",
+    "mlp": "dlkeras.models.mlp",
+}
+
+
+def build(model_config, data_info):
+    """Calls the factory named by `model.name`.
+
+    Raises:
+        ConfigError: no factory has that name.
+    """
+    if model_config.name not in MODELS:
+        raise ConfigError(
+            f"model.name={model_config.name!r} is not a model factory; choose one of "
+            f"{sorted(MODELS)}"
+        )
+    return importlib.import_module(MODELS[model_config.name]).build(model_config, data_info)

@@ -1,0 +1,7 @@
+"""The bundled recipes, by name. Each module holds RECIPE (a config.Recipe) and SMOKE, the
+overrides that make it finish in seconds for tests."""
+
+RECIPES = {
+    "cnn_digits": "dlkeras.recipes.cnn_digits",
+    "mlp_churn": "dlkeras.recipes.mlp_churn",
+}

@@ -1,0 +1,246 @@
+"""RunDir: the only code that knows the file names inside a run directory.
+
+    runs/<recipe>-<YYYYmmdd-HHMMSS>/
+        recipe.json      the fully resolved recipe, written before training
+        env.json         versions, backend, seed, git sha, data fingerprint
+        progress.json    finished stages (for --resume)
+        history.csv      one row per epoch of every stage
+        logs/            TensorBoard
+        backup/<stage>/  Keras BackupAndRestore state of the running stage
+        checkpoints/     best.keras (lowest monitored value), last.keras, <stage>.weights.h5
+        model.keras      the final model
+        metrics.json     test metrics and baselines
+        preprocessing.json  statistics fit on the training split, for predict/export
+        report/          plots and per-class tables
+    runs/latest/<recipe>  symlink to the newest run of that recipe
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from dlkeras import config
+from dlkeras.errors import RunError
+
+PACKAGES = ("keras", "tensorflow", "keras-hub", "jax", "torch", "numpy", "scikit-learn")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Writes `text` to `path` through a temp file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.chmod(temp, 0o644)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: Path, data) -> None:
+    """Writes JSON atomically (see `write_text_atomic`)."""
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=_jsonable) + "\n")
+
+
+def save_model_atomic(model, path: Path, weights_only: bool = False) -> None:
+    """Saves a Keras model (`.keras`) or its weights (`.weights.h5`) via a temp file + rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = ".weights.h5" if weights_only else ".keras"
+    temp = path.with_name(f".tmp-{os.getpid()}-{path.name.split('.')[0]}{suffix}")
+    try:
+        if weights_only:
+            model.save_weights(temp)
+        else:
+            model.save(temp)
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def _jsonable(value):
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def read_history(path: Path) -> list[dict]:
+    """Rows of a history.csv (empty when there is none yet)."""
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="", encoding="utf-8") as stream:
+        return list(csv.DictReader(stream))
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Paths inside one run directory."""
+
+    path: Path
+
+    # === Files ===
+    @property
+    def recipe_json(self) -> Path:
+        return self.path / "recipe.json"
+
+    @property
+    def env_json(self) -> Path:
+        return self.path / "env.json"
+
+    @property
+    def progress_json(self) -> Path:
+        return self.path / "progress.json"
+
+    @property
+    def history_csv(self) -> Path:
+        return self.path / "history.csv"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.path / "logs"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def best_checkpoint(self) -> Path:
+        return self.checkpoints_dir / "best.keras"
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.checkpoints_dir / "last.keras"
+
+    def stage_weights(self, stage: str) -> Path:
+        return self.checkpoints_dir / f"{stage}.weights.h5"
+
+    def backup_dir(self, stage: str) -> Path:
+        return self.path / "backup" / stage
+
+    @property
+    def model_file(self) -> Path:
+        return self.path / "model.keras"
+
+    @property
+    def metrics_json(self) -> Path:
+        return self.path / "metrics.json"
+
+    @property
+    def preprocessing_json(self) -> Path:
+        return self.path / "preprocessing.json"
+
+    @property
+    def report_dir(self) -> Path:
+        return self.path / "report"
+
+    # === Life cycle ===
+    @classmethod
+    def create(cls, out: Path, recipe: config.Recipe, data_fingerprint: str) -> RunDir:
+        """Makes a fresh run directory and writes recipe.json and env.json into it."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path = out / f"{recipe.name}-{stamp}"
+        suffix = 1
+        while path.exists():
+            suffix += 1
+            path = out / f"{recipe.name}-{stamp}-{suffix}"
+        try:
+            path.mkdir(parents=True)
+        except OSError as error:
+            raise RunError(f"cannot create run directory {path}: {error}; pass --out DIR") from None
+        run = cls(path)
+        write_json_atomic(run.recipe_json, config.to_dict(recipe))
+        write_json_atomic(run.env_json, environment(recipe, data_fingerprint))
+        run.point_latest(out, recipe.name)
+        return run
+
+    @classmethod
+    def find(cls, out: Path, recipe_name: str, where: str) -> RunDir:
+        """The run `where` names: a run directory, or "latest" for the recipe's newest run."""
+        path = (out / "latest" / recipe_name) if where == "latest" else Path(where)
+        if not (path / "recipe.json").is_file():
+            raise RunError(
+                f"no run to resume at {path}: start one without --resume, "
+                f"or pass --resume RUN_DIR naming a directory that holds recipe.json"
+            )
+        return cls(path.resolve())
+
+    def point_latest(self, out: Path, recipe_name: str) -> None:
+        """Atomically points runs/latest/<recipe> at this run."""
+        link = out / "latest" / recipe_name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        temp = link.with_name(f".{recipe_name}.tmp")
+        temp.unlink(missing_ok=True)
+        temp.symlink_to(os.path.relpath(self.path, link.parent))
+        os.replace(temp, link)
+
+    def check_resumable(self, recipe: config.Recipe, data_fingerprint: str) -> None:
+        """Raises RunError when the recipe or the data changed since the run started."""
+        started = config.from_dict(json.loads(self.recipe_json.read_text()))
+        changed = config.differences(started, recipe)
+        if changed:
+            raise RunError(
+                f"cannot resume {self.path}: the recipe changed since the run started:\n  "
+                + "\n  ".join(changed)
+                + "\nRepeat the original --recipe/--set values, or start a new run without --resume."
+            )
+        recorded = json.loads(self.env_json.read_text()).get("data_fingerprint")
+        if recorded != data_fingerprint:
+            raise RunError(
+                f"cannot resume {self.path}: the data changed since the run started "
+                f"(fingerprint {recorded} then, {data_fingerprint} now). "
+                "Restore the original data, or start a new run without --resume."
+            )
+
+    def finished_stages(self) -> list[str]:
+        if not self.progress_json.is_file():
+            return []
+        return json.loads(self.progress_json.read_text())["finished_stages"]
+
+    def mark_stage_finished(self, stage: str) -> None:
+        write_json_atomic(self.progress_json, {"finished_stages": [*self.finished_stages(), stage]})
+
+
+def environment(recipe: config.Recipe, data_fingerprint: str) -> dict:
+    """Versions, backend, seed and git sha: what is needed to reproduce the run."""
+    versions = {}
+    for package in PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
+        "seed": recipe.train.seed,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "versions": versions,
+        "git_sha": _git_sha(),
+        "data_fingerprint": data_fingerprint,
+        "command": sys.argv,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def _git_sha() -> str | None:
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() or None if result.returncode == 0 else None

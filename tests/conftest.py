@@ -1,0 +1,66 @@
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def cli():
+    return run_cli
+
+
+@pytest.fixture
+def model_spy(monkeypatch):
+    """Wraps the model factory so a test sees the model and its initial weights."""
+    from dlkeras import models
+
+    built = {}
+    original = models.build
+
+    def spy(model_config, info):
+        model = original(model_config, info)
+        built["model"] = model
+        built["initial"] = {w.path: np.copy(w) for w in model.weights}
+        return model
+
+    monkeypatch.setattr(models, "build", spy)
+    return built
+
+
+def run_cli(args, env=None, timeout=600, **kwargs):
+    """Runs `python -m dlkeras.train ARGS` in a fresh interpreter (own backend, own process)."""
+    import subprocess
+
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "dlkeras.train", *args],
+        cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout, **kwargs,
+    )
+
+
+@pytest.fixture
+def churn_like_csv(tmp_path):
+    """A small table shaped like a churn file: numeric, categorical and a yes/no label."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    n = 120
+    tenure = rng.integers(0, 72, n)
+    contract = rng.choice(["monthly", "yearly", "two-year"], n)
+    churn = np.where((tenure < 20) & (contract == "monthly"), "yes", "no")
+    churn[:10] = "yes"
+    frame = pd.DataFrame({
+        "tenure": tenure,
+        "charges": rng.normal(60, 20, n).round(2),
+        "contract": contract,
+        "churn": churn,
+    })
+    path = tmp_path / "customers.csv"
+    frame.to_csv(path, index=False)
+    return path

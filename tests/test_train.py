@@ -1,0 +1,107 @@
+"""End-to-end: every recipe trains on its SMOKE overrides and leaves a complete run."""
+
+import json
+import math
+import time
+
+import numpy as np
+import pytest
+
+from dlkeras import config, train
+from dlkeras.recipes import RECIPES
+from dlkeras.runs import RunDir, read_history
+
+RUN_FILES = ("recipe.json", "env.json", "history.csv", "model.keras", "metrics.json",
+             "preprocessing.json", "checkpoints/best.keras", "checkpoints/last.keras",
+             "report/confusion_matrix.png", "report/confusion_matrix.json", "report/curves.png")
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_recipe_smoke_run(name, tmp_path, model_spy):
+    module = config.load_recipe_module(name)
+    recipe = config.apply_overrides(module.RECIPE, module.SMOKE)
+    run_dir, report = train.train(recipe, tmp_path)
+
+    for relative in RUN_FILES:
+        assert (run_dir.path / relative).is_file(), relative
+    assert any((run_dir.logs_dir).rglob("events.out.tfevents.*"))
+    assert (tmp_path / "latest" / name).resolve() == run_dir.path
+    losses = [float(row["loss"]) for row in read_history(run_dir.history_csv)]
+    assert all(math.isfinite(v) for v in losses)
+    assert losses[-1] < losses[0]
+    model = model_spy["model"]
+    for weight in model.trainable_weights:
+        assert not np.array_equal(model_spy["initial"][weight.path], np.asarray(weight)), weight.path
+    metrics = json.loads(run_dir.metrics_json.read_text())
+    assert metrics["model"]["examples"] == report["model"]["examples"] > 0
+    assert 0.0 <= metrics["model"]["accuracy"] <= 1.0
+    assert set(metrics["baselines"]) == set(recipe.evaluate.baselines)
+    recorded = json.loads(run_dir.env_json.read_text())
+    assert recorded["seed"] == recipe.train.seed and recorded["backend"]
+    assert config.from_dict(json.loads(run_dir.recipe_json.read_text())) == recipe
+
+
+def test_two_stage_training_freezes_then_unfreezes(tmp_path, model_spy):
+    module = config.load_recipe_module("cnn_digits")
+    recipe = config.apply_overrides(module.RECIPE, [
+        *module.SMOKE, "train.epochs=1",
+        "train.stages=[{'name': 'head', 'trainable': 'head'}, "
+        "{'name': 'all', 'learning_rate': 1e-4}]",
+    ])
+    run_dir, _ = train.train(recipe, tmp_path)
+    model, initial = model_spy["model"], model_spy["initial"]
+
+    def weights_after(stage):
+        model.load_weights(run_dir.stage_weights(stage))
+        return {w.path: np.copy(w) for w in model.weights}
+
+    head, everything = weights_after("head"), weights_after("all")
+    for path in initial:
+        if path.startswith("head_output"):
+            assert not np.array_equal(initial[path], head[path]), path
+        elif "block1_conv1" in path or "block2_bn1/gamma" in path or "moving" in path:
+            assert np.array_equal(initial[path], head[path]), f"{path} moved while frozen"
+    assert not np.array_equal(head["block1_conv1/kernel"], everything["block1_conv1/kernel"])
+    stages = [row["stage"] for row in read_history(run_dir.history_csv)]
+    assert stages == ["head", "all"]
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_smoke_under_other_backends(backend, tmp_path, cli):
+    module = config.load_recipe_module("mlp_churn")
+    sets = [arg for item in module.SMOKE for arg in ("--set", item)]
+    result = cli(["--recipe", "mlp_churn", "--out", str(tmp_path), *sets],
+                     env={"KERAS_BACKEND": backend})
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = RunDir((tmp_path / "latest" / "mlp_churn").resolve())
+    assert json.loads(run_dir.env_json.read_text())["backend"] == backend
+    losses = [float(row["loss"]) for row in read_history(run_dir.history_csv)]
+    assert losses[-1] < losses[0]
+    assert json.loads(run_dir.metrics_json.read_text())["model"]["roc_auc"] > 0.6
+
+
+def test_help_and_list_skip_heavy_imports(cli):
+    import subprocess
+    import sys
+
+    code = ("import sys; from dlkeras.train import main; main(['--list']);"
+            "heavy = [m for m in ('tensorflow', 'keras', 'jax', 'torch') if m in sys.modules];"
+            "assert not heavy, heavy")
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "cnn_digits" in result.stdout and "mlp_churn" in result.stdout
+    help_result = cli(["--help"])
+    assert help_result.returncode == 0 and "--resume" in help_result.stdout
+    assert time.perf_counter() - started < 10  # generous: both interpreters, loaded machine
+
+
+def test_user_errors_exit_cleanly_without_traceback(tmp_path, cli):
+    result = cli(["--recipe", "mlp_churn", "--set", f"data.path={tmp_path}/none.csv",
+                      "--out", str(tmp_path)])
+    assert result.returncode == 2
+    assert "error:" in result.stderr and "does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "latest").exists()
+    result = cli(["--recipe", "mlp_churn", "--set", "train.epoch=1"])
+    assert result.returncode == 2 and "did you mean 'train.epochs'" in result.stderr
