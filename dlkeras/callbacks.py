@@ -16,11 +16,12 @@ import keras
 from dlkeras.runs import RunDir, read_history, save_model_atomic, write_text_atomic
 
 
-def build_callbacks(recipe, run: RunDir, stage, best_so_far: float | None):
+def build_callbacks(recipe, run: RunDir, stage, best_so_far: float | None, model):
     """Backup (for --resume), NaN guard, early stopping, LR plateau, checkpoints, history, logs.
 
     Args:
         best_so_far: best monitored value of earlier stages, so best.keras spans all stages.
+        model: the complete model checkpoints save (a cached-feature stage fits only its head).
     """
     settings = recipe.callbacks
     callbacks = [
@@ -47,7 +48,7 @@ def build_callbacks(recipe, run: RunDir, stage, best_so_far: float | None):
             )
         )
     if settings.checkpoints:
-        callbacks.append(AtomicCheckpoints(run, settings.monitor, best_so_far))
+        callbacks.append(AtomicCheckpoints(run, settings.monitor, best_so_far, model))
     if settings.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(run.logs_dir / stage.name)))
     return callbacks
@@ -100,19 +101,20 @@ class AtomicCheckpoints(keras.callbacks.Callback):
     checkpoint behind.
     """
 
-    def __init__(self, run: RunDir, monitor: str, best_so_far: float | None):
+    def __init__(self, run: RunDir, monitor: str, best_so_far: float | None, model):
         super().__init__()
         self.run = run
+        self.complete_model = model
         self.monitor = monitor
         self.mode_max = any(word in monitor for word in ("acc", "auc", "f1", "precision", "recall"))
         self.best = best_so_far if best_so_far is not None else (-math.inf if self.mode_max else math.inf)
 
     def on_epoch_end(self, epoch, logs=None):
-        save_model_atomic(self.model, self.run.last_checkpoint)
+        save_model_atomic(self.complete_model, self.run.last_checkpoint)
         value = (logs or {}).get(self.monitor)
         if value is None or not math.isfinite(value):
             return
         improved = value > self.best if self.mode_max else value < self.best
         if improved:
             self.best = float(value)
-            save_model_atomic(self.model, self.run.best_checkpoint)
+            save_model_atomic(self.complete_model, self.run.best_checkpoint)

@@ -76,12 +76,18 @@ class StageConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation: optimizer, schedule, regularisation and the list of stages."""
+    """Optimisation: optimizer, schedule, regularisation and the list of stages.
+
+    `loss` "auto" is the task's natural loss (cross-entropy with `label_smoothing` for
+    classification, mean squared error for forecasting); "mae" and "huber" are alternatives
+    for forecasting.
+    """
 
     epochs: int = 10
     learning_rate: float = 1e-3
     optimizer: str = "adamw"
     weight_decay: float = 1e-4
+    loss: str = "auto"
     schedule: str = "warmup_cosine"
     warmup_fraction: float = 0.05
     clipnorm: float = 0.0
@@ -122,11 +128,16 @@ class ExportConfig:
 
 @dataclass(frozen=True)
 class Recipe:
-    """A complete, named training plan for one task."""
+    """A complete, named training plan for one task.
+
+    `backend` is the Keras backend used when KERAS_BACKEND is not set (the fastest one for this
+    recipe's model on a CPU); an explicit KERAS_BACKEND always wins.
+    """
 
     name: str
     task: str = "classification"
     description: str = ""
+    backend: str = ""
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

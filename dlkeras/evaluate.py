@@ -1,4 +1,4 @@
-"""Test-split evaluation: metrics.json, per-class report, confusion matrix and curves (PNG).
+"""Classification report on the test split: metrics.json, per-class report, confusion matrix and curves (PNG).
 
 Metrics are computed with scikit-learn from the model's predicted probabilities, and the
 recipe's classical baselines are scored on the very same split beside them.
@@ -6,6 +6,7 @@ recipe's classical baselines are scored on the very same split beside them.
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import numpy as np
@@ -51,7 +52,12 @@ def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray, class_
     return result
 
 
-def run(model, datasets, recipe, run_dir: RunDir, seconds: dict[str, float]) -> dict:
+# Reports that only make sense for one kind of input (keyed by `data.kind`): a module with
+# `extra_report(model, datasets, probabilities, run_dir) -> dict`, e.g. misclassified images.
+EXTRA_REPORTS: dict[str, str] = {}
+
+
+def report(model, datasets, recipe, run_dir: RunDir, seconds: dict[str, float]) -> dict:
     """Scores the model and the baselines on the test split and writes the report files."""
     info = datasets.info
     test = datasets.splits["test"]
@@ -65,6 +71,9 @@ def run(model, datasets, recipe, run_dir: RunDir, seconds: dict[str, float]) -> 
         "train_seconds": seconds,
         "notes": info.notes,
     }
+    if recipe.data.kind in EXTRA_REPORTS and recipe.evaluate.plots:
+        module = importlib.import_module(EXTRA_REPORTS[recipe.data.kind])
+        report["extra"] = module.extra_report(model, datasets, probabilities, run_dir)
     write_json_atomic(run_dir.metrics_json, report)
     write_json_atomic(
         run_dir.report_dir / "confusion_matrix.json",
@@ -74,7 +83,8 @@ def run(model, datasets, recipe, run_dir: RunDir, seconds: dict[str, float]) -> 
         plot_confusion(report["model"]["confusion_matrix"], info.class_names,
                        run_dir.report_dir / "confusion_matrix.png")
         plot_history(read_history(run_dir.history_csv), run_dir.report_dir / "curves.png")
-    write_text_atomic(run_dir.report_dir / "summary.md", summary_table(report))
+    report["summary"] = summary_table(report)
+    write_text_atomic(run_dir.report_dir / "summary.md", report["summary"])
     return report
 
 

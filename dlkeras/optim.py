@@ -60,19 +60,21 @@ def set_trainable(model, trainable: str) -> int:
         trainable: "all"; "head" (layers named head*); "top:N" (the last N layers with weights,
             plus the head). Frozen BatchNormalization layers run in inference mode.
     """
-    layers = [layer for layer in model.layers if layer.weights]
+    layers = leaf_layers(model)
     if trainable == "all":
         chosen = set(map(id, layers))
     elif trainable == "head":
-        chosen = {id(layer) for layer in layers if layer.name.startswith(HEAD_PREFIX)}
+        chosen = {id(layer) for layer in layers if _in_head(model, layer)}
     elif trainable.startswith("top:") and trainable[4:].isdigit():
         count = int(trainable[4:])
         chosen = {id(layer) for layer in layers[len(layers) - count :]}
-        chosen |= {id(layer) for layer in layers if layer.name.startswith(HEAD_PREFIX)}
+        chosen |= {id(layer) for layer in layers if _in_head(model, layer)}
     else:
         raise ConfigError(
             f"stage trainable={trainable!r}; use 'all', 'head' or 'top:N' (e.g. 'top:20')"
         )
+    for container in _containers(model):
+        container.trainable = True
     for layer in layers:
         layer.trainable = id(layer) in chosen
     if not model.trainable_weights:
@@ -80,3 +82,33 @@ def set_trainable(model, trainable: str) -> int:
             f"stage trainable={trainable!r} leaves nothing to train in model {model.name!r}"
         )
     return len(model.trainable_weights)
+
+
+def _containers(model) -> list:
+    """Nested models (e.g. "backbone", "head") inside `model`."""
+    found = []
+    for layer in model.layers:
+        if hasattr(layer, "layers"):
+            found += [layer, *_containers(layer)]
+    return found
+
+
+def leaf_layers(model) -> list:
+    """Layers holding weights, looking inside nested models, in order."""
+    leaves = []
+    for layer in model.layers:
+        if hasattr(layer, "layers") and layer.layers:
+            leaves += leaf_layers(layer)
+        elif layer.weights:
+            leaves.append(layer)
+    return leaves
+
+
+def _in_head(model, layer) -> bool:
+    """A layer named head*, or any layer inside a nested model named head*."""
+    if layer.name.startswith(HEAD_PREFIX):
+        return True
+    return any(
+        container.name.startswith(HEAD_PREFIX) and any(inner is layer for inner in leaf_layers(container))
+        for container in _containers(model)
+    )

@@ -69,26 +69,37 @@ def main(argv=None) -> int:
         if args.print_config:
             print(json.dumps(config.to_dict(recipe), indent=2))
             return 0
+        select_backend(recipe)
         run_dir, report = train(recipe, args.out, args.resume)
     except DlkerasError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    from dlkeras.evaluate import summary_table
-
-    print("\n" + summary_table(report))
+    print("\n" + report["summary"])
     print(f"run directory: {run_dir.path}")
     return 0
+
+
+def select_backend(recipe: config.Recipe) -> str:
+    """Uses the recipe's preferred backend unless KERAS_BACKEND is set (before Keras loads)."""
+    if "KERAS_BACKEND" not in os.environ and recipe.backend:
+        if "keras" in sys.modules:
+            return os.environ.get("KERAS_BACKEND", "tensorflow")
+        os.environ["KERAS_BACKEND"] = recipe.backend
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    print(f"backend: {backend}")
+    return backend
 
 
 def train(recipe: config.Recipe, out: Path, resume: str | None = None):
     """Trains and evaluates `recipe`; returns the run directory and the metrics report."""
     import keras
 
-    from dlkeras import data, evaluate, models
+    from dlkeras import data, models, tasks
 
+    tasks.check_task(recipe.task)
     configure_precision(recipe.train.mixed_precision)
     keras.utils.set_random_seed(recipe.train.seed)
-    datasets = data.build(recipe.data, recipe.train.seed)
+    datasets = data.build(recipe.data, recipe.train.seed, preset=recipe.model.preset)
     describe_data(datasets.info)
     if resume:
         run_dir = RunDir.find(out, recipe.name, resume)
@@ -103,42 +114,46 @@ def train(recipe: config.Recipe, out: Path, resume: str | None = None):
     model = models.build(recipe.model, datasets.info)
     seconds = train_stages(model, recipe, datasets, run_dir)
     save_model_atomic(model, run_dir.model_file)
-    return run_dir, evaluate.run(model, datasets, recipe, run_dir, seconds)
+    return run_dir, tasks.report(model, datasets, recipe, run_dir, seconds)
 
 
 def train_stages(model, recipe: config.Recipe, datasets, run_dir: RunDir) -> dict[str, float]:
-    """Runs each stage of the recipe with one loop; finished stages are skipped on resume."""
-    import keras
+    """Runs each stage of the recipe with one loop; finished stages are skipped on resume.
 
-    from dlkeras import callbacks, optim
+    A stage that trains only the head of a backbone/head model on un-augmented data trains
+    on backbone features computed once (see `feature_cache`).
+    """
+    from dlkeras import callbacks, feature_cache, optim, tasks
 
     finished = run_dir.finished_stages()
-    plan = config.stage_plan(recipe.train)
     if finished:
         model.load_weights(run_dir.stage_weights(finished[-1]))
-    steps_per_epoch = int(datasets.train.cardinality())
     best_so_far, seconds = None, {}
-    for stage in plan:
+    for stage in config.stage_plan(recipe.train):
         if stage.name in finished:
             continue
         trainable = optim.set_trainable(model, stage.trainable)
         print(f"stage {stage.name!r}: {stage.epochs} epoch(s), learning rate "
               f"{stage.learning_rate:g}, trainable={stage.trainable} ({trainable} weights)")
-        model.compile(
-            optimizer=optim.build_optimizer(
-                recipe.train, stage.learning_rate, steps_per_epoch * stage.epochs
-            ),
-            loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.train.label_smoothing),
-            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-        )
-        stage_callbacks = callbacks.build_callbacks(recipe, run_dir, stage, best_so_far)
         started = time.perf_counter()
-        history = model.fit(
-            datasets.train,
-            validation_data=datasets.val,
+        fit_model, train_data, val_data = model, datasets.train, datasets.val
+        if feature_cache.can_cache(model, stage, recipe.data.augment):
+            fit_model, train_data, val_data, _ = feature_cache.build(
+                model, datasets, recipe.data.batch_size, recipe.train.seed
+            )
+        steps = int(train_data.cardinality()) * stage.epochs
+        fit_model.compile(
+            optimizer=optim.build_optimizer(recipe.train, stage.learning_rate, steps),
+            loss=tasks.build_loss(recipe),
+            metrics=tasks.build_metrics(recipe),
+        )
+        stage_callbacks = callbacks.build_callbacks(recipe, run_dir, stage, best_so_far, model)
+        history = fit_model.fit(
+            train_data,
+            validation_data=val_data,
             epochs=stage.epochs,
             callbacks=stage_callbacks,
-            class_weight=class_weights(recipe.train.class_weight, datasets.info),
+            class_weight=class_weights(recipe, datasets.info),
             shuffle=False,  # the tf.data pipeline shuffles (seeded) itself
             verbose=1 if sys.stdout.isatty() else 2,
         )
@@ -152,7 +167,10 @@ def train_stages(model, recipe: config.Recipe, datasets, run_dir: RunDir) -> dic
     return seconds
 
 
-def class_weights(setting: str, info) -> dict[int, float] | None:
+def class_weights(recipe: config.Recipe, info) -> dict[int, float] | None:
+    setting = recipe.train.class_weight
+    if setting != "none" and recipe.task != "classification":
+        raise ConfigError(f"train.class_weight={setting!r} applies to classification only")
     if setting == "balanced":
         return info.class_weights
     if setting == "none":

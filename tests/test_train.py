@@ -21,6 +21,7 @@ def test_recipe_smoke_run(name, tmp_path, model_spy):
     module = config.load_recipe_module(name)
     recipe = config.apply_overrides(module.RECIPE, module.SMOKE)
     run_dir, report = train.train(recipe, tmp_path)
+    assert report["summary"].startswith(f"Test split of {name}")
 
     for relative in RUN_FILES:
         assert (run_dir.path / relative).is_file(), relative

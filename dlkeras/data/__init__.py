@@ -45,8 +45,11 @@ class Datasets:
     splits: dict[str, Split]
 
 
-def build(data_config, seed: int) -> Datasets:
+def build(data_config, seed: int, preset: str = "") -> Datasets:
     """Builds the datasets for a recipe's `data` (statistics are fit on the training split only).
+
+    Args:
+        preset: the recipe's `model.preset`; text pipelines tokenize with its vocabulary.
 
     Raises:
         DataError: the data is missing or malformed (message says what to fix).
