@@ -28,6 +28,13 @@ class DataConfig:
     a non-empty `path` (a user file) wins over it. Column fields apply to table-like files;
     unused fields are ignored by other pipelines. `missing` says what to do with rows that have
     empty feature values: "error" (default) or "drop" (reported with a count).
+
+    Time series (`kind="timeseries"`): one row per day with `date_column`, `target_column` and
+    optional `covariate_columns`; each example is `input_days` days of inputs and the
+    `horizon_days` days that follow as targets. `gap_fill` is the rule for missing dates:
+    "interpolate" (linear), "zero" (e.g. a closed shop sold nothing), "previous" (carry the
+    last value forward) or "error". `holidays` lists "YYYY-MM-DD" dates or yearly "MM-DD"
+    dates that set the holiday calendar feature.
     """
 
     kind: str = "tabular"
@@ -46,11 +53,21 @@ class DataConfig:
     augment: bool = False
     augment_strength: float = 0.1
     shuffle_buffer: int = 4096
+    date_column: str = "date"
+    target_column: str = "value"
+    covariate_columns: tuple[str, ...] = ()
+    input_days: int = 30
+    horizon_days: int = 7
+    gap_fill: str = "interpolate"
+    holidays: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Which factory builds the network, and its size."""
+    """Which factory builds the network, and its size.
+
+    `attention_heads` is the number of heads of each attention layer (transformer_encoder).
+    """
 
     name: str = "mlp"
     preset: str = ""
@@ -58,6 +75,7 @@ class ModelConfig:
     units: tuple[int, ...] = (128, 64)
     dropout: float = 0.2
     l2: float = 0.0
+    attention_heads: int = 4
 
 
 @dataclass(frozen=True)
