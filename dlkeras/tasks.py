@@ -14,6 +14,7 @@ from dlkeras.errors import ConfigError
 # Evaluation report per task: module exposing `report(model, datasets, recipe, run_dir, seconds)`.
 REPORTS = {
     "classification": "dlkeras.evaluate",
+    "forecast": "dlkeras.forecast",
 }
 
 FORECAST_LOSSES = {

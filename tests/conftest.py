@@ -64,3 +64,20 @@ def churn_like_csv(tmp_path):
     path = tmp_path / "customers.csv"
     frame.to_csv(path, index=False)
     return path
+
+
+@pytest.fixture
+def daily_sales_csv(tmp_path):
+    """120 days of sales with a weekly pattern, a trend, noise and a promotion covariate."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    dates = pd.date_range("2024-01-01", periods=120, freq="D")
+    promotion = (rng.random(len(dates)) < 0.15).astype(int)
+    weekly = np.array([0.0, 5, 5, 10, 20, 30, -10])[dates.dayofweek]
+    sales = 100 + 0.2 * np.arange(len(dates)) + weekly + 15 * promotion + rng.normal(0, 2, len(dates))
+    frame = pd.DataFrame({"day": dates.strftime("%Y-%m-%d"), "sales": sales.round(2),
+                          "promotion": promotion})
+    path = tmp_path / "sales.csv"
+    frame.to_csv(path, index=False)
+    return path

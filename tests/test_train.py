@@ -13,7 +13,12 @@ from dlkeras.runs import RunDir, read_history
 
 RUN_FILES = ("recipe.json", "env.json", "history.csv", "model.keras", "metrics.json",
              "preprocessing.json", "checkpoints/best.keras", "checkpoints/last.keras",
-             "report/confusion_matrix.png", "report/confusion_matrix.json", "report/curves.png")
+             "report/curves.png")
+TASK_FILES = {
+    "classification": ("report/confusion_matrix.png", "report/confusion_matrix.json"),
+    "forecast": ("report/predictions.png", "report/residuals.png", "report/summary.md",
+                 "report/test_forecasts.csv"),
+}
 
 
 @pytest.mark.parametrize("name", sorted(RECIPES))
@@ -23,7 +28,7 @@ def test_recipe_smoke_run(name, tmp_path, model_spy):
     run_dir, report = train.train(recipe, tmp_path)
     assert report["summary"].startswith(f"Test split of {name}")
 
-    for relative in RUN_FILES:
+    for relative in RUN_FILES + TASK_FILES[recipe.task]:
         assert (run_dir.path / relative).is_file(), relative
     assert any((run_dir.logs_dir).rglob("events.out.tfevents.*"))
     assert (tmp_path / "latest" / name).resolve() == run_dir.path
@@ -35,7 +40,12 @@ def test_recipe_smoke_run(name, tmp_path, model_spy):
         assert not np.array_equal(model_spy["initial"][weight.path], np.asarray(weight)), weight.path
     metrics = json.loads(run_dir.metrics_json.read_text())
     assert metrics["model"]["examples"] == report["model"]["examples"] > 0
-    assert 0.0 <= metrics["model"]["accuracy"] <= 1.0
+    if recipe.task == "classification":
+        assert 0.0 <= metrics["model"]["accuracy"] <= 1.0
+    else:
+        assert 0.0 <= metrics["model"]["mae"] <= metrics["model"]["rmse"] < math.inf
+        assert len(metrics["model"]["per_horizon"]["mae"]) == recipe.data.horizon_days
+        assert set(metrics["beats_baselines"]) == set(recipe.evaluate.baselines)
     assert set(metrics["baselines"]) == set(recipe.evaluate.baselines)
     recorded = json.loads(run_dir.env_json.read_text())
     assert recorded["seed"] == recipe.train.seed and recorded["backend"]

@@ -55,9 +55,13 @@ def build(data_config, seed: int, preset: str = "") -> Datasets:
         DataError: the data is missing or malformed (message says what to fix).
         ConfigError: `data.kind` names no pipeline.
     """
-    from dlkeras.data import images, tabular
+    from dlkeras.data import images, tabular, timeseries
 
-    builders = {"tabular": tabular.build, "images": images.build}
+    builders = {
+        "tabular": tabular.build,
+        "images": images.build,
+        "timeseries": timeseries.build,
+    }
     kind = data_config.kind
     if kind not in builders:
         raise ConfigError(f"data.kind={kind!r} is not a pipeline; choose one of {sorted(builders)}")

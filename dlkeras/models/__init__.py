@@ -12,7 +12,11 @@ from dlkeras.errors import ConfigError
 
 MODELS = {
     "cnn": "dlkeras.models.cnn",
+    "gru": "dlkeras.models.sequence",
+    "lstm": "dlkeras.models.sequence",
     "mlp": "dlkeras.models.mlp",
+    "temporal_cnn": "dlkeras.models.sequence",
+    "transformer_encoder": "dlkeras.models.sequence",
 }
 
 

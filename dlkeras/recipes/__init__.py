@@ -3,5 +3,6 @@ overrides that make it finish in seconds for tests."""
 
 RECIPES = {
     "cnn_digits": "dlkeras.recipes.cnn_digits",
+    "lstm_sales": "dlkeras.recipes.lstm_sales",
     "mlp_churn": "dlkeras.recipes.mlp_churn",
 }

@@ -8,8 +8,19 @@ from dlkeras.data import DataInfo
 
 TINY = {
     "cnn": (config.ModelConfig(name="cnn", filters=(4, 8), units=(8,), dropout=0.0), (8, 8, 1)),
+    "gru": (config.ModelConfig(name="gru", units=(8, 8), dropout=0.0), (8, 4)),
+    "lstm": (config.ModelConfig(name="lstm", units=(8, 8), dropout=0.0), (8, 4)),
     "mlp": (config.ModelConfig(name="mlp", units=(16, 8), dropout=0.0), (6,)),
+    "temporal_cnn": (config.ModelConfig(name="temporal_cnn", filters=(4, 4, 4), dropout=0.0), (8, 4)),
+    "transformer_encoder": (
+        config.ModelConfig(name="transformer_encoder", units=(8,), attention_heads=2, dropout=0.0),
+        (8, 4),
+    ),
 }
+# Factories that forecast HORIZON_DAYS values (trained with mean squared error); every other
+# factory classifies into 3 classes (softmax, cross-entropy).
+FORECASTERS = {"gru", "lstm", "temporal_cnn", "transformer_encoder"}
+HORIZON_DAYS = 2
 
 
 def test_every_factory_has_a_tiny_variant():
@@ -21,19 +32,31 @@ def tiny(name):
 
     keras.utils.set_random_seed(0)
     model_config, shape = TINY[name]
-    info = DataInfo(task="classification", input_shape=shape, num_classes=3,
-                    class_names=("a", "b", "c"))
     x = np.random.default_rng(0).normal(size=(4, *shape)).astype("float32")
-    y = np.eye(3, dtype="float32")[[0, 1, 2, 1]]
+    if name in FORECASTERS:
+        info = DataInfo(task="forecast", input_shape=shape,
+                        preprocessing={"horizon_days": HORIZON_DAYS})
+        y = np.random.default_rng(1).normal(size=(4, HORIZON_DAYS)).astype("float32")
+    else:
+        info = DataInfo(task="classification", input_shape=shape, num_classes=3,
+                        class_names=("a", "b", "c"))
+        y = np.eye(3, dtype="float32")[[0, 1, 2, 1]]
     return models.build(model_config, info), x, y
+
+
+def loss_name(name) -> str:
+    return "mse" if name in FORECASTERS else "categorical_crossentropy"
 
 
 @pytest.mark.parametrize("name", sorted(TINY))
 def test_output_shape_and_named_layers(name):
-    model, x, _ = tiny(name)
-    probabilities = np.asarray(model(x, training=False))
-    assert probabilities.shape == (4, 3)
-    assert np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
+    model, x, y = tiny(name)
+    outputs = np.asarray(model(x, training=False))
+    assert outputs.shape == y.shape == ((4, HORIZON_DAYS) if name in FORECASTERS else (4, 3))
+    if name in FORECASTERS:
+        assert np.isfinite(outputs).all()
+    else:
+        assert np.allclose(outputs.sum(axis=1), 1, atol=1e-5)
     assert model.layers[-1].name == "head_output"
     assert all(not layer.name.startswith(("dense", "conv2d", "batch_normalization"))
                for layer in model.layers)
@@ -45,7 +68,7 @@ def test_gradients_reach_every_trainable_weight(name):
 
     model, x, y = tiny(name)
     with tf.GradientTape() as tape:
-        loss = tf.keras.losses.categorical_crossentropy(y, model(x, training=True))
+        loss = getattr(tf.keras.losses, loss_name(name))(y, model(x, training=True))
     gradients = tape.gradient(loss, model.trainable_weights)
     for weight, gradient in zip(model.trainable_weights, gradients):
         assert gradient is not None, weight.path
@@ -57,9 +80,11 @@ def test_overfits_one_small_batch(name):
     import keras
 
     model, x, y = tiny(name)
-    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="categorical_crossentropy")
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=loss_name(name))
     first = model.evaluate(x, y, verbose=0)
-    model.fit(x, y, epochs=150, batch_size=4, verbose=0)
+    # 150 steps on the same batch, as one epoch of 150 copies (per-epoch overhead is seconds)
+    copies = np.tile(x, (150,) + (1,) * (x.ndim - 1)), np.tile(y, (150, 1))
+    model.fit(*copies, epochs=1, batch_size=len(x), shuffle=False, verbose=0)
     assert model.evaluate(x, y, verbose=0) < 0.05 < first
 
 

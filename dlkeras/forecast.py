@@ -1,0 +1,194 @@
+"""Forecast report on the test split: MAE, RMSE and MAPE per horizon day, beside baselines.
+
+The network's forecasts are turned back into the target's original units and scored on the
+test windows; the baselines of `evaluate.baselines` forecast the very same windows from the
+same input days:
+
+- "last_value": every day of the horizon repeats the last input day.
+- "seasonal_naive": each day repeats the same weekday of the last input week.
+
+MAPE skips forecasts whose actual value is zero (a closed day has no percentage error) and the
+report says how many it skipped. Files: metrics.json, report/summary.md,
+report/test_forecasts.csv, report/predictions.png, report/residuals.png, report/curves.png.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import numpy as np
+
+from dlkeras.errors import ConfigError
+from dlkeras.runs import RunDir, read_history, write_json_atomic, write_text_atomic
+
+SEASON_DAYS = 7
+ZERO_TOLERANCE = 1e-9
+
+
+# === Baselines ===
+
+
+def last_value(history: np.ndarray, horizon_days: int) -> np.ndarray:
+    """(windows, horizon_days): the last input day, repeated."""
+    return np.repeat(history[:, -1:], horizon_days, axis=1)
+
+
+def seasonal_naive(history: np.ndarray, horizon_days: int, season_days: int = SEASON_DAYS):
+    """(windows, horizon_days): day h of the horizon repeats day h - 7k of the last input week."""
+    if history.shape[1] < season_days:
+        raise ConfigError(f"seasonal_naive needs at least {season_days} input days")
+    index = history.shape[1] - season_days + np.arange(horizon_days) % season_days
+    return history[:, index]
+
+
+FORECAST_BASELINES = {"last_value": last_value, "seasonal_naive": seasonal_naive}
+
+
+def run_baselines(names, history: np.ndarray, horizon_days: int) -> dict[str, np.ndarray]:
+    """Forecasts of each named baseline for the windows whose input days are `history`."""
+    unknown = [name for name in names if name not in FORECAST_BASELINES]
+    if unknown:
+        raise ConfigError(
+            f"evaluate.baselines {unknown} are not forecast baselines; choose from "
+            f"{sorted(FORECAST_BASELINES)}"
+        )
+    return {name: FORECAST_BASELINES[name](history, horizon_days) for name in names}
+
+
+# === Metrics ===
+
+
+def forecast_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict:
+    """MAE, RMSE and MAPE (percent, zero actuals skipped), overall and per horizon day."""
+    error = predicted - actual
+    nonzero = np.abs(actual) > ZERO_TOLERANCE
+    ratio = np.abs(error) / np.where(nonzero, np.abs(actual), 1.0)
+
+    def mape(axis=None):
+        counts = nonzero.sum(axis=axis)
+        values = 100 * np.where(nonzero, ratio, 0.0).sum(axis=axis) / np.maximum(counts, 1)
+        return np.where(counts > 0, values, np.nan)
+
+    def plain(values) -> list:
+        return [None if np.isnan(v) else float(v) for v in np.atleast_1d(values)]
+
+    return {
+        "examples": int(len(actual)),
+        "forecasts": int(actual.size),
+        "mae": float(np.abs(error).mean()),
+        "rmse": float(np.sqrt((error**2).mean())),
+        "mape": plain(mape())[0],
+        "mape_skipped_zero_actuals": int((~nonzero).sum()),
+        "per_horizon": {
+            "mae": plain(np.abs(error).mean(axis=0)),
+            "rmse": plain(np.sqrt((error**2).mean(axis=0))),
+            "mape": plain(mape(axis=0)),
+        },
+    }
+
+
+def verdict(model_name: str, model: dict, baselines: dict[str, dict]) -> str:
+    """One plain sentence: did the network's test MAE beat each baseline's?"""
+    if not baselines:
+        return f"The network ({model_name}) was not compared with any baseline."
+    beaten = [name for name, metrics in baselines.items() if model["mae"] < metrics["mae"]]
+    scores = ", ".join(f"{baselines[name]['mae']:.2f} ({name})" for name in baselines)
+    if len(beaten) == len(baselines):
+        outcome = "beat every baseline" if len(baselines) > 1 else "beat the baseline"
+    elif beaten:
+        outcome = f"beat {', '.join(beaten)} but NOT {', '.join(set(baselines) - set(beaten))}"
+    else:
+        outcome = "did NOT beat " + ("any baseline" if len(baselines) > 1 else "the baseline")
+    return f"The network ({model_name}) {outcome} on test MAE: {model['mae']:.2f} vs {scores}."
+
+
+# === Report ===
+
+
+def report(model, datasets, recipe, run_dir: RunDir, seconds: dict[str, float]) -> dict:
+    """Scores the network and the baselines on the test windows and writes the report files."""
+    info = datasets.info
+    windows = datasets.splits["test"].raw
+    target = info.preprocessing["target_column"]
+    horizon_days = info.preprocessing["horizon_days"]
+    mean, std = info.preprocessing["scaler"][target]
+    scaled = model.predict(datasets.splits["test"].x, batch_size=recipe.data.batch_size, verbose=0)
+    forecasts = {"network": np.asarray(scaled, dtype=np.float64) * std + mean}
+    forecasts.update(run_baselines(recipe.evaluate.baselines, windows.history, horizon_days))
+    baselines = {name: forecast_metrics(windows.actual, forecasts[name])
+                 for name in recipe.evaluate.baselines}
+    result = {
+        "recipe": recipe.name,
+        "task": "forecast",
+        "target": target,
+        "horizon_days": horizon_days,
+        "forecast_dates": [str(windows.first_dates[0]),
+                           str(windows.first_dates[-1] + np.timedelta64(horizon_days - 1, "D"))],
+        "model": {"name": recipe.model.name, **forecast_metrics(windows.actual, forecasts["network"])},
+        "baselines": baselines,
+        "split_sizes": info.split_sizes,
+        "train_seconds": seconds,
+        "notes": info.notes,
+    }
+    result["beats_baselines"] = {name: result["model"]["mae"] < b["mae"] for name, b in baselines.items()}
+    result["verdict"] = verdict(recipe.model.name, result["model"], baselines)
+    write_json_atomic(run_dir.metrics_json, result)
+    write_text_atomic(run_dir.report_dir / "test_forecasts.csv", forecasts_csv(windows, forecasts))
+    if recipe.evaluate.plots:
+        from dlkeras import forecast_plots
+        from dlkeras.evaluate import plot_history
+
+        forecast_plots.plot_predictions(windows, forecasts, target, run_dir.report_dir / "predictions.png")
+        forecast_plots.plot_residuals(windows, forecasts["network"], target,
+                                      run_dir.report_dir / "residuals.png")
+        plot_history(read_history(run_dir.history_csv), run_dir.report_dir / "curves.png")
+    result["summary"] = summary_table(result)
+    write_text_atomic(run_dir.report_dir / "summary.md", result["summary"])
+    return result
+
+
+def forecasts_csv(windows, forecasts: dict[str, np.ndarray]) -> str:
+    """One row per (window, horizon day): dates, the actual value and every forecast."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["window_start", "horizon_day", "date", "actual", *forecasts])
+    for row, first in enumerate(windows.first_dates):
+        for day in range(windows.actual.shape[1]):
+            values = [f"{forecasts[name][row, day]:.4f}" for name in forecasts]
+            writer.writerow([first, day + 1, first + np.timedelta64(day, "D"),
+                             f"{windows.actual[row, day]:.4f}", *values])
+    return buffer.getvalue()
+
+
+def _number(value, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def summary_table(result: dict) -> str:
+    """Markdown: the network vs each baseline (MAE, RMSE, MAPE), MAE per day, the verdict."""
+    model = result["model"]
+    rows = {f"network ({model['name']})": model, **result["baselines"]}
+    days = range(1, result["horizon_days"] + 1)
+    first, last = result["forecast_dates"]
+    lines = [
+        f"Test split of {result['recipe']} ({model['examples']} windows x "
+        f"{result['horizon_days']} days, forecasts for {first} .. {last}; "
+        f"{result['target']} in its original units)",
+        "",
+        "| forecaster | MAE | RMSE | MAPE % |",
+        "|---|---|---|---|",
+        *[f"| {name} | {_number(m['mae'])} | {_number(m['rmse'])} | {_number(m['mape'])} |"
+          for name, m in rows.items()],
+        "",
+        "| MAE by horizon day | " + " | ".join(f"day {d}" for d in days) + " |",
+        "|---|" + "---|" * len(days),
+        *[f"| {name} | " + " | ".join(_number(v, 1) for v in m["per_horizon"]["mae"]) + " |"
+          for name, m in rows.items()],
+        "",
+        result["verdict"],
+    ]
+    if model["mape_skipped_zero_actuals"]:
+        lines.append(f"MAPE skips the {model['mape_skipped_zero_actuals']} forecast(s) whose "
+                     "actual value is zero.")
+    return "\n".join(lines) + "\n"

