@@ -28,10 +28,29 @@ def gradient_boosting(balanced: bool, seed: int):
     )
 
 
+def tfidf_logistic_regression(balanced: bool, seed: int):
+    """Word 1-2-grams and character 2-5-grams, TF-IDF weighted, into logistic regression."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline, make_union
+
+    features = make_union(
+        TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
+        TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True),
+    )
+    classifier = LogisticRegression(
+        max_iter=2000, C=5.0, class_weight="balanced" if balanced else None, random_state=seed
+    )
+    return make_pipeline(features, classifier)
+
+
 BASELINES = {
     "logistic_regression": logistic_regression,
     "gradient_boosting": gradient_boosting,
+    "tfidf_logistic_regression": tfidf_logistic_regression,
 }
+# Baselines that read the raw inputs (texts) rather than the model-ready features.
+RAW_INPUT = {"tfidf_logistic_regression"}
 
 
 def run_all(recipe, datasets) -> dict[str, dict]:
@@ -51,9 +70,10 @@ def run_all(recipe, datasets) -> dict[str, dict]:
                 f"evaluate.baselines names {name!r}; choose from {sorted(BASELINES)}"
             )
         model = BASELINES[name](balanced, recipe.train.seed)
-        model.fit(_flat(train.x), train.y)
+        read = (lambda split: list(split.raw)) if name in RAW_INPUT else (lambda split: _flat(split.x))
+        model.fit(read(train), train.y)
         probabilities = np.zeros((len(test.y), datasets.info.num_classes))
-        probabilities[:, model.classes_] = model.predict_proba(_flat(test.x))
+        probabilities[:, model.classes_] = model.predict_proba(read(test))
         metrics = classification_metrics(test.y, probabilities, datasets.info.class_names)
         results[name] = {k: v for k, v in metrics.items() if k not in ("per_class", "confusion_matrix")}
     return results

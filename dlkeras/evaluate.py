@@ -54,7 +54,10 @@ def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray, class_
 
 # Reports that only make sense for one kind of input (keyed by `data.kind`): a module with
 # `extra_report(model, datasets, probabilities, run_dir) -> dict`, e.g. misclassified images.
-EXTRA_REPORTS: dict[str, str] = {}
+EXTRA_REPORTS: dict[str, str] = {
+    "image_folder": "dlkeras.image_report",
+    "text": "dlkeras.text_report",
+}
 
 
 def report(model, datasets, recipe, run_dir: RunDir, seconds: dict[str, float]) -> dict:

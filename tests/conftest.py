@@ -10,6 +10,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory):
+    """Generated assets (tiny presets, synthetic data) go to a per-session folder."""
+    os.environ["DLKERAS_CACHE"] = str(tmp_path_factory.mktemp("dlkeras-cache"))
+
+
 @pytest.fixture
 def cli():
     return run_cli

@@ -11,7 +11,7 @@ from dlkeras.errors import DataError
 MAX_LISTED = 8
 
 
-def _rows(index) -> str:
+def rows(index) -> str:
     """`index` as 1-based file row numbers (header is row 1, so data starts at row 2)."""
     shown = ", ".join(str(int(i) + 2) for i in list(index)[:MAX_LISTED])
     more = len(index) - MAX_LISTED
@@ -42,7 +42,7 @@ def check_no_missing_labels(frame, label_column: str, path: str) -> None:
     if len(empty):
         raise DataError(
             f"{path}: {len(empty)} row(s) have no value in label column {label_column!r} "
-            f"(file rows {_rows(empty)}); fill or remove them"
+            f"(file rows {rows(empty)}); fill or remove them"
         )
 
 
@@ -52,10 +52,10 @@ def check_no_missing_features(frame, columns, path: str) -> None:
     bad = subset.isna()
     if bad.to_numpy().any():
         per_column = {c: int(n) for c, n in bad.sum().items() if n}
-        rows = frame.index[bad.any(axis=1)]
+        bad_rows = frame.index[bad.any(axis=1)]
         raise DataError(
             f"{path}: missing (NaN/empty) feature values in {per_column} "
-            f"(file rows {_rows(rows)}); fill them, or --set data.missing=drop to drop those rows"
+            f"(file rows {rows(bad_rows)}); fill them, or --set data.missing=drop to drop those rows"
         )
 
 
@@ -104,7 +104,7 @@ def check_parsed_dates(raw, parsed, path: str, column: str) -> None:
         examples = ", ".join(repr(str(v)) for v in raw[bad][:3])
         raise DataError(
             f"{path}: {len(bad)} value(s) in date column {column!r} are empty or not dates "
-            f"(file rows {_rows(bad)}, e.g. {examples}); write dates as YYYY-MM-DD or set "
+            f"(file rows {rows(bad)}, e.g. {examples}); write dates as YYYY-MM-DD or set "
             "data.date_column to the column that holds them"
         )
 
@@ -117,7 +117,7 @@ def check_unique_dates(dates, path: str, column: str) -> None:
         raise DataError(
             f"{path}: {len(days)} date(s) in column {column!r} occur more than once "
             f"({', '.join(days[:MAX_LISTED])}{' ...' if len(days) > MAX_LISTED else ''}; file "
-            f"rows {_rows(repeated.index)}); a daily series needs one row per day, so sum or "
+            f"rows {rows(repeated.index)}); a daily series needs one row per day, so sum or "
             "average the rows of each day first"
         )
 
@@ -127,7 +127,7 @@ def check_daily_dates(dates, path: str, column: str) -> None:
     timed = dates.index[dates != dates.dt.normalize()]
     if len(timed):
         raise DataError(
-            f"{path}: column {column!r} holds times of day (file rows {_rows(timed)}); "
+            f"{path}: column {column!r} holds times of day (file rows {rows(timed)}); "
             "aggregate to one row per day first"
         )
     spacing = dates.sort_values().diff().dt.days.dropna()
@@ -148,7 +148,7 @@ def check_numeric(frame, columns, path: str) -> None:
         if len(bad):
             raise DataError(
                 f"{path}: column {column!r} holds values that are not numbers (file rows "
-                f"{_rows(bad)}, e.g. {str(frame[column][bad[0]])!r}); clean them"
+                f"{rows(bad)}, e.g. {str(frame[column][bad[0]])!r}); clean them"
             )
 
 
@@ -159,5 +159,5 @@ def check_no_empty_values(frame, columns, path: str, fix: str) -> None:
         per_column = {c: int(n) for c, n in bad.sum().items() if n}
         raise DataError(
             f"{path}: empty (NaN) values in {per_column} (file rows "
-            f"{_rows(frame.index[bad.any(axis=1)])}); {fix}"
+            f"{rows(frame.index[bad.any(axis=1)])}); {fix}"
         )

@@ -39,6 +39,7 @@ def make_dataset(
     seed: int,
     shuffle_buffer: int = 4096,
     augment: Callable | None = None,
+    transform: Callable | None = None,
 ):
     """A batched, prefetched tf.data.Dataset of `(features, labels)`.
 
@@ -46,6 +47,7 @@ def make_dataset(
         features: an array (or dict of arrays) with one row per example.
         labels: labels aligned with the rows of `features`.
         training: shuffle each epoch and apply `augment` (a batch -> batch function).
+        transform: a batch -> batch function for every split (e.g. tokenization).
     """
     import tensorflow as tf
 
@@ -54,6 +56,10 @@ def make_dataset(
         size = len(labels)
         dataset = dataset.shuffle(min(size, shuffle_buffer), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)
+    if transform is not None:
+        dataset = dataset.map(
+            lambda x, y: (transform(x), y), num_parallel_calls=parallelism(), deterministic=True
+        )
     if training and augment is not None:
         dataset = dataset.map(
             lambda x, y: (augment(x), y), num_parallel_calls=parallelism(), deterministic=True

