@@ -35,6 +35,14 @@ class DataConfig:
     "interpolate" (linear), "zero" (e.g. a closed shop sold nothing), "previous" (carry the
     last value forward) or "error". `holidays` lists "YYYY-MM-DD" dates or yearly "MM-DD"
     dates that set the holiday calendar feature.
+
+    Image files (`kind="image_folder"`): `path` is a folder with one sub-folder of images per
+    class, or a CSV with `image_column` (paths, relative to the CSV) and `label_column`; an
+    empty `path` uses the bundled `source` (generated once under `cache_dir`, default
+    $DLKERAS_CACHE_DIR or ~/.cache/dlkeras). Images are resized to `image_size` squared.
+    With `augment`, training batches get flips, rotations, colour jitter and cutout scaled by
+    `augment_strength`, plus MixUp when `mixup` (its Beta alpha) and CutMix when `cutmix`
+    (its Beta factor) are above 0.
     """
 
     kind: str = "tabular"
@@ -60,6 +68,11 @@ class DataConfig:
     horizon_days: int = 7
     gap_fill: str = "interpolate"
     holidays: tuple[str, ...] = ()
+    image_size: int = 224
+    image_column: str = "path"
+    cache_dir: str = ""
+    mixup: float = 0.0
+    cutmix: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -67,6 +80,8 @@ class ModelConfig:
     """Which factory builds the network, and its size.
 
     `attention_heads` is the number of heads of each attention layer (transformer_encoder).
+    `weights` (image backbones): "imagenet" (the pretrained weights installed locally),
+    "random", or a path to a weights file.
     """
 
     name: str = "mlp"
@@ -76,6 +91,7 @@ class ModelConfig:
     dropout: float = 0.2
     l2: float = 0.0
     attention_heads: int = 4
+    weights: str = "imagenet"
 
 
 @dataclass(frozen=True)
@@ -84,12 +100,15 @@ class StageConfig:
 
     `epochs` / `learning_rate` of None take the values of `TrainConfig`; `trainable` is
     "all", "head" (only layers whose name starts with "head") or "top:N" (last N layers).
+    `backbone_learning_rate`, when set, is the rate of every trainable layer outside the head
+    (discriminative fine-tuning: e.g. 1e-5 for the backbone beside a head's 1e-3).
     """
 
     name: str = "train"
     epochs: int | None = None
     learning_rate: float | None = None
     trainable: str = "all"
+    backbone_learning_rate: float | None = None
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,15 @@ def build_schedule(train, learning_rate: float, total_steps: int):
     )
 
 
-def build_optimizer(train, learning_rate: float, total_steps: int):
-    """AdamW (default), Adam or SGD with clipping, accumulation and the stage's schedule."""
+def build_optimizer(train, learning_rate: float, total_steps: int,
+                    backbone_learning_rate: float | None = None):
+    """AdamW (default), Adam or SGD with clipping, accumulation and the stage's schedule.
+
+    Args:
+        backbone_learning_rate: the stage's rate for layers outside the head (discriminative
+            fine-tuning, see `dlkeras.discriminative`); None trains every layer at
+            `learning_rate`.
+    """
     import keras
 
     if train.optimizer not in OPTIMIZERS:
@@ -46,6 +53,17 @@ def build_optimizer(train, learning_rate: float, total_steps: int):
             train.gradient_accumulation_steps if train.gradient_accumulation_steps > 1 else None
         ),
     }
+    if backbone_learning_rate is not None:
+        from dlkeras import discriminative
+
+        if learning_rate <= 0 or backbone_learning_rate < 0:
+            raise ConfigError(f"stage backbone_learning_rate={backbone_learning_rate} needs a "
+                              f"positive stage learning_rate (got {learning_rate}) and must be >= 0")
+        scaled = discriminative.CLASSES[train.optimizer]
+        decay = {"weight_decay": train.weight_decay} if train.optimizer == "adamw" else {}
+        momentum = {"momentum": 0.9, "nesterov": True} if train.optimizer == "sgd" else {}
+        return scaled(backbone_scale=backbone_learning_rate / learning_rate, **decay, **momentum,
+                      **common)
     if train.optimizer == "adamw":
         return keras.optimizers.AdamW(weight_decay=train.weight_decay, **common)
     if train.optimizer == "adam":

@@ -143,7 +143,8 @@ def train_stages(model, recipe: config.Recipe, datasets, run_dir: RunDir) -> dic
             )
         steps = int(train_data.cardinality()) * stage.epochs
         fit_model.compile(
-            optimizer=optim.build_optimizer(recipe.train, stage.learning_rate, steps),
+            optimizer=optim.build_optimizer(recipe.train, stage.learning_rate, steps,
+                                            stage.backbone_learning_rate),
             loss=tasks.build_loss(recipe),
             metrics=tasks.build_metrics(recipe),
         )

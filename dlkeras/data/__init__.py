@@ -55,11 +55,12 @@ def build(data_config, seed: int, preset: str = "") -> Datasets:
         DataError: the data is missing or malformed (message says what to fix).
         ConfigError: `data.kind` names no pipeline.
     """
-    from dlkeras.data import images, tabular, timeseries
+    from dlkeras.data import image_files, images, tabular, timeseries
 
     builders = {
         "tabular": tabular.build,
         "images": images.build,
+        "image_folder": image_files.build,
         "timeseries": timeseries.build,
     }
     kind = data_config.kind

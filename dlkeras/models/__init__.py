@@ -12,7 +12,9 @@ from dlkeras.errors import ConfigError
 
 MODELS = {
     "cnn": "dlkeras.models.cnn",
+    "efficientnet_lite0": "dlkeras.models.efficientnet_lite",
     "gru": "dlkeras.models.sequence",
+    "keras_application": "dlkeras.models.keras_application",
     "lstm": "dlkeras.models.sequence",
     "mlp": "dlkeras.models.mlp",
     "temporal_cnn": "dlkeras.models.sequence",

@@ -3,6 +3,7 @@ overrides that make it finish in seconds for tests."""
 
 RECIPES = {
     "cnn_digits": "dlkeras.recipes.cnn_digits",
+    "effnet_defects": "dlkeras.recipes.effnet_defects",
     "lstm_sales": "dlkeras.recipes.lstm_sales",
     "mlp_churn": "dlkeras.recipes.mlp_churn",
 }

@@ -8,7 +8,16 @@ from dlkeras.data import DataInfo
 
 TINY = {
     "cnn": (config.ModelConfig(name="cnn", filters=(4, 8), units=(8,), dropout=0.0), (8, 8, 1)),
+    "efficientnet_lite0": (
+        config.ModelConfig(name="efficientnet_lite0", weights="random", units=(), dropout=0.0),
+        (32, 32, 3),
+    ),
     "gru": (config.ModelConfig(name="gru", units=(8, 8), dropout=0.0), (8, 4)),
+    "keras_application": (
+        config.ModelConfig(name="keras_application", preset="mobilenet_v3_small", weights="random",
+                           units=(), dropout=0.0),
+        (32, 32, 3),
+    ),
     "lstm": (config.ModelConfig(name="lstm", units=(8, 8), dropout=0.0), (8, 4)),
     "mlp": (config.ModelConfig(name="mlp", units=(16, 8), dropout=0.0), (6,)),
     "temporal_cnn": (config.ModelConfig(name="temporal_cnn", filters=(4, 4, 4), dropout=0.0), (8, 4)),
@@ -57,7 +66,9 @@ def test_output_shape_and_named_layers(name):
         assert np.isfinite(outputs).all()
     else:
         assert np.allclose(outputs.sum(axis=1), 1, atol=1e-5)
-    assert model.layers[-1].name == "head_output"
+    last = model.layers[-1]
+    last = last.layers[-1] if last.name == "head" else last  # backbone/head models nest the head
+    assert last.name == "head_output"
     assert all(not layer.name.startswith(("dense", "conv2d", "batch_normalization"))
                for layer in model.layers)
 

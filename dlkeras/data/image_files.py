@@ -1,0 +1,220 @@
+"""Image classification from image files: a folder of class folders, or a CSV of path,label.
+
+Every file is checked once before training: empty, corrupt and non-image files are skipped and
+each skipped path is reported (printed, and listed in metrics.json and preprocessing.json);
+grayscale and RGBA files are converted to RGB as they are decoded; images in formats tf.data
+cannot decode (TIFF, WebP, CMYK JPEG, ...) are converted once to PNG copies under the cache
+folder. So no file can stop an epoch half-way.
+
+In tf.data each file is read, decoded, resized to `image_size` squared (aspect ratio not kept,
+so no defect at an edge is cropped away), cached in memory as uint8, shuffled, batched,
+augmented (training only) and prefetched. Pixels reach the model as float32 RGB in [0, 1];
+each backbone applies the normalisation its pretrained weights expect.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from dlkeras.data import (
+    DataInfo,
+    Datasets,
+    Split,
+    balanced_class_weights,
+    checks,
+    defects,
+    fingerprint,
+    image_augment,
+    pipeline,
+    sources,
+    splits,
+)
+from dlkeras.errors import DataError
+
+BUNDLED = ("synthetic_defects",)
+NATIVE_FORMATS = ("JPEG", "PNG", "GIF", "BMP")  # what tf.io.decode_image reads
+
+
+def build(config, seed: int) -> Datasets:
+    """Lists, checks, splits (stratified) and streams the images of `config`."""
+    paths, labels, where = list_examples(config)
+    if config.max_examples and config.path and len(paths) > config.max_examples:
+        keep = np.sort(np.random.default_rng(0).permutation(len(paths))[: config.max_examples])
+        paths, labels = paths[keep], labels[keep]
+    cache = Path(config.cache_dir).expanduser() if config.cache_dir else defects.default_cache_dir()
+    paths, labels, skipped, converted = scan(paths, labels, cache / "converted")
+    checks.check_not_empty(len(paths), f"{where} (readable images)")
+    train_index, val_index, test_index = splits.stratified_split(
+        labels, config.val_fraction, config.test_fraction, seed
+    )
+    class_names = sorted(set(labels[train_index]))
+    checks.check_min_classes(class_names, f"{where} (training split)")
+    label_ids = np.array([class_names.index(v) for v in labels], dtype=np.int64)
+    split_index = {"train": train_index, "val": val_index, "test": test_index}
+    for name, index in split_index.items():
+        checks.check_not_empty(len(index), f"{where} {name} split")
+    info = DataInfo(
+        task="classification",
+        input_shape=(config.image_size, config.image_size, 3),
+        num_classes=len(class_names),
+        class_names=tuple(class_names),
+        class_weights=balanced_class_weights(label_ids[train_index], len(class_names)),
+        split_sizes={name: len(index) for name, index in split_index.items()},
+        preprocessing={"kind": "image_folder", "image_size": config.image_size,
+                       "pixel_range": [0.0, 1.0], "resize": "bilinear, aspect ratio not kept",
+                       "skipped_files": [{"path": p, "reason": r} for p, r in skipped]},
+        fingerprint=fingerprint(*[f"{p}:{Path(p).stat().st_size}" for p in paths], labels.astype("U")),
+        notes=describe(skipped, converted),
+    )
+    augment = None
+    if config.augment:
+        augment = image_augment.build_augment(config.augment_strength, config.mixup, config.cutmix, seed)
+    one_hot = pipeline.one_hot(label_ids, len(class_names))
+    datasets = {
+        name: make_image_dataset(paths[index], one_hot[index], config, training=name == "train",
+                                 seed=seed, augment=augment)
+        for name, index in split_index.items()
+    }
+    split_arrays = {name: Split(paths[index], label_ids[index], raw=paths[index])
+                    for name, index in split_index.items()}
+    return Datasets(**datasets, info=info, splits=split_arrays)
+
+
+def list_examples(config) -> tuple[np.ndarray, np.ndarray, str]:
+    """(paths, label names, description) from `data.path` or the bundled generated set."""
+    if not config.path:
+        if config.source not in BUNDLED:
+            raise DataError(f"unknown bundled image source {config.source!r}; choose one of "
+                            f"{list(BUNDLED)} or --set data.path=FOLDER (one sub-folder per class)")
+        per_class = -(-config.max_examples // len(defects.CLASSES)) if config.max_examples else None
+        folder = defects.ensure_dataset(config.cache_dir, per_class or defects.DEFAULT_PER_CLASS)
+        return (*list_folder(folder), f"generated set {folder}")
+    path = checks.check_file(config.path, "image folder or CSV")
+    if path.is_dir():
+        return (*list_folder(path), str(path))
+    frame = sources.load_table(path)
+    checks.check_columns(frame, [config.image_column, config.label_column], str(path),
+                         "data.image_column / data.label_column")
+    checks.check_no_missing_labels(frame, config.label_column, str(path))
+    files = [str((path.parent / str(p)).expanduser()) for p in frame[config.image_column]]
+    return np.array(files), frame[config.label_column].astype(str).to_numpy(), str(path)
+
+
+def list_folder(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Every non-hidden file under each class sub-folder of `folder`, with the folder name."""
+    classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise DataError(f"{folder} has no sub-folders; put each class's images in a sub-folder "
+                        "named after the class (e.g. scratch/001.jpg, clean/002.jpg)")
+    paths, labels = [], []
+    for class_dir in classes:
+        for file in sorted(class_dir.rglob("*")):
+            if file.is_file() and not any(part.startswith(".") for part in file.relative_to(folder).parts):
+                paths.append(str(file))
+                labels.append(class_dir.name)
+    return np.array(paths, dtype=str), np.array(labels, dtype=str)
+
+
+def scan(paths, labels, converted_dir: Path):
+    """Checks every file once; returns usable (paths, labels), skipped and converted lists.
+
+    Returns:
+        (paths, labels, [(path, reason)] skipped, {"rgb": n, "copies": n} converted).
+    """
+    usable_paths, keep, skipped, converted = [], [], [], {"rgb": 0, "copies": 0}
+    for index, path in enumerate(paths):
+        usable, reason = check_image(Path(path), converted_dir, converted)
+        if usable is None:
+            skipped.append((str(path), reason))
+        else:
+            usable_paths.append(usable)
+            keep.append(index)
+    return np.array(usable_paths, dtype=str), labels[keep], skipped, converted
+
+
+def check_image(path: Path, converted_dir: Path, converted: dict) -> tuple[str | None, str]:
+    """The path tf.data should read for `path` (maybe a converted copy), or None and why not."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.is_file():
+        return None, "file does not exist"
+    if path.stat().st_size == 0:
+        return None, "empty file"
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if (image.format in NATIVE_FORMATS and image.mode in ("RGB", "L", "RGBA", "LA", "P")
+                    and decodes_in_tensorflow(path)):
+                converted["rgb"] += image.mode != "RGB"
+                return str(path), ""
+            return convert_copy(path, image, converted_dir, converted), ""
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+        kind = "not an image" if isinstance(error, UnidentifiedImageError) else "corrupt image"
+        return None, f"{kind} ({str(error).splitlines()[0][:120]})"
+
+
+def decodes_in_tensorflow(path: Path) -> bool:
+    """True when tf.data's decoder reads the file too (it is stricter than PIL on some JPEGs)."""
+    import tensorflow as tf
+
+    try:
+        tf.io.decode_image(tf.io.read_file(str(path)), channels=3, expand_animations=False)
+    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError):
+        return False
+    return True
+
+
+def convert_copy(path: Path, image, converted_dir: Path, converted: dict) -> str:
+    """Writes `image` as an RGB PNG under `converted_dir` (once, atomically); returns its path."""
+    stat = path.stat()
+    key = hashlib.sha1(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
+    target = converted_dir / f"{key[:20]}.png"
+    if not target.is_file():
+        converted_dir.mkdir(parents=True, exist_ok=True)
+        temp = target.with_name(f".{target.name}.tmp")
+        image.convert("RGB").save(temp, format="PNG")
+        temp.replace(target)
+    converted["copies"] += 1
+    return str(target)
+
+
+def describe(skipped, converted) -> list[str]:
+    """Human-readable notes: every skipped path with its reason, and the conversions."""
+    notes = []
+    if skipped:
+        listed = "; ".join(f"{path} ({reason})" for path, reason in skipped)
+        notes.append(f"skipped {len(skipped)} unreadable file(s): {listed}")
+    if converted["rgb"]:
+        notes.append(f"{converted['rgb']} grayscale/RGBA/palette image(s) are converted to RGB")
+    if converted["copies"]:
+        notes.append(f"{converted['copies']} image(s) in formats tf.data cannot decode were "
+                     "converted to PNG copies in the cache folder")
+    return notes
+
+
+def make_image_dataset(paths, labels, config, training: bool, seed: int, augment=None):
+    """Read -> decode -> resize -> cache (uint8) -> shuffle -> batch -> augment -> prefetch."""
+    import tensorflow as tf
+
+    size = config.image_size
+
+    def load(path, label):
+        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        image = tf.image.resize(tf.cast(image, tf.float32), (size, size), antialias=True)
+        return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8), label
+
+    dataset = tf.data.Dataset.from_tensor_slices((np.asarray(paths, dtype=str), labels))
+    dataset = dataset.map(load, num_parallel_calls=pipeline.parallelism(), deterministic=True)
+    dataset = dataset.cache()
+    if training:
+        dataset = dataset.shuffle(min(len(labels), config.shuffle_buffer), seed=seed,
+                                  reshuffle_each_iteration=True)
+    dataset = dataset.batch(config.batch_size)
+    dataset = dataset.map(lambda x, y: (tf.cast(x, tf.float32) / 255.0, y),
+                          num_parallel_calls=pipeline.parallelism(), deterministic=True)
+    if training and augment is not None:
+        dataset = dataset.map(augment, num_parallel_calls=pipeline.parallelism(), deterministic=True)
+    return dataset.prefetch(pipeline.parallelism()).with_options(pipeline.dataset_options())
