@@ -33,8 +33,9 @@ class DataConfig:
     optional `covariate_columns`; each example is `input_days` days of inputs and the
     `horizon_days` days that follow as targets. `gap_fill` is the rule for missing dates:
     "interpolate" (linear), "zero" (e.g. a closed shop sold nothing), "previous" (carry the
-    last value forward) or "error". `holidays` lists "YYYY-MM-DD" dates or yearly "MM-DD"
-    dates that set the holiday calendar feature.
+    last value forward) or "error". `calendar_features` picks from "day_of_week" (one-hot) and
+    "month" (sine and cosine); `holidays` lists "YYYY-MM-DD" dates or yearly "MM-DD" dates
+    that set a holiday flag feature.
 
     Image files (`kind="image_folder"`): `path` is a folder with one sub-folder of images per
     class, or a CSV with `image_column` (paths, relative to the CSV) and `label_column`; an
@@ -67,6 +68,7 @@ class DataConfig:
     input_days: int = 30
     horizon_days: int = 7
     gap_fill: str = "interpolate"
+    calendar_features: tuple[str, ...] = ("day_of_week", "month")
     holidays: tuple[str, ...] = ()
     image_size: int = 224
     image_column: str = "path"

@@ -6,10 +6,10 @@ reported). The series is split in time: the oldest days train, the newest test, 
 window (`input_days` of inputs followed by `horizon_days` of targets) lies inside one split.
 Scaling statistics come from the training days only.
 
-Model inputs per day: the scaled target, the scaled covariates, the day of week (one-hot),
-the month (sine/cosine) and, when `data.holidays` is set, a holiday flag. Split `y` holds the
-targets in scaled units (what the network learns); `Split.raw` holds them in original units
-with the input days' values, for baselines and the report.
+Model inputs per day: the scaled target, the scaled covariates, the `data.calendar_features`
+(day of week one-hot, month sine/cosine) and, when `data.holidays` is set, a holiday flag.
+Split `y` holds the targets in scaled units (what the network learns); `Split.raw` holds them
+in original units with the input days' values, for baselines and the report.
 """
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ from dlkeras.data import DataInfo, Datasets, Split, checks, fingerprint, pipelin
 from dlkeras.errors import ConfigError, DataError
 
 GAP_FILLS = ("interpolate", "zero", "previous", "error")
+CALENDAR_FEATURES = ("day_of_week", "month")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MIN_INPUT_DAYS = 7  # one week: the weekly pattern and the seasonal-naive baseline need it
-SETTINGS = ("date_column", "target_column", "covariate_columns", "gap_fill", "holidays",
-            "input_days", "horizon_days")
+SETTINGS = ("date_column", "target_column", "covariate_columns", "gap_fill", "calendar_features",
+            "holidays", "input_days", "horizon_days")
 
 
 @dataclass
@@ -46,8 +47,14 @@ def series_settings(config) -> dict:
     settings = {name: getattr(config, name) for name in SETTINGS}
     settings["covariate_columns"] = list(config.covariate_columns)
     settings["holidays"] = list(config.holidays)
+    settings["calendar_features"] = list(config.calendar_features)
     if config.gap_fill not in GAP_FILLS:
         raise ConfigError(f"data.gap_fill={config.gap_fill!r}; choose one of {list(GAP_FILLS)}")
+    unknown = sorted(set(config.calendar_features) - set(CALENDAR_FEATURES))
+    if unknown:
+        raise ConfigError(
+            f"data.calendar_features {unknown} unknown; choose from {list(CALENDAR_FEATURES)}"
+        )
     if config.input_days < MIN_INPUT_DAYS or config.horizon_days < 1:
         raise ConfigError(
             f"data.input_days={config.input_days} and data.horizon_days={config.horizon_days}: "
@@ -147,12 +154,20 @@ def parse_holidays(holidays) -> tuple[set[str], set[str]]:
     return exact, yearly
 
 
-def calendar_features(dates, holidays) -> tuple[np.ndarray, list[str]]:
-    """Day of week (one-hot), month (sine, cosine) and, with `holidays`, a holiday flag."""
-    weekday = np.eye(7)[dates.dayofweek.to_numpy()]
-    angle = 2 * np.pi * (dates.month.to_numpy() - 1) / 12
-    blocks = [weekday, np.sin(angle)[:, None], np.cos(angle)[:, None]]
-    names = [f"weekday_{day}" for day in WEEKDAYS] + ["month_sin", "month_cos"]
+def calendar_features(dates, kinds, holidays) -> tuple[np.ndarray, list[str]]:
+    """The `kinds` of calendar feature of each date, then a holiday flag when `holidays` is set.
+
+    Returns:
+        (days, features) floats and the feature names.
+    """
+    blocks, names = [np.zeros((len(dates), 0))], []
+    if "day_of_week" in kinds:
+        blocks.append(np.eye(7)[dates.day_of_week.to_numpy()])
+        names += [f"weekday_{day}" for day in WEEKDAYS]
+    if "month" in kinds:
+        angle = 2 * np.pi * (dates.month.to_numpy() - 1) / 12
+        blocks += [np.sin(angle)[:, None], np.cos(angle)[:, None]]
+        names += ["month_sin", "month_cos"]
     if holidays:
         exact, yearly = parse_holidays(holidays)
         flag = [d.strftime("%Y-%m-%d") in exact or d.strftime("%m-%d") in yearly for d in dates]
@@ -177,7 +192,8 @@ def model_inputs(series, preprocessing: dict) -> np.ndarray:
         (series[column].to_numpy(dtype=np.float64) - mean) / std
         for column, (mean, std) in preprocessing["scaler"].items()
     ]
-    calendar, _ = calendar_features(series.index, preprocessing["holidays"])
+    calendar, _ = calendar_features(series.index, preprocessing.get("calendar_features", CALENDAR_FEATURES),
+                                    preprocessing["holidays"])
     return np.concatenate([np.stack(scaled, axis=1), calendar], axis=1).astype(np.float32)
 
 
@@ -261,7 +277,7 @@ def build(config, seed: int) -> Datasets:
     features = model_inputs(series, preprocessing)
     preprocessing.update(describe(series, spans, settings))
     preprocessing["feature_names"] = list(series.columns) + calendar_features(
-        series.index[:1], settings["holidays"])[1]
+        series.index[:1], settings["calendar_features"], settings["holidays"])[1]
     split_arrays = {name: split_windows(series, features, span, settings) for name, span in spans.items()}
     datasets = {
         name: window_dataset(features[start:stop], features[start:stop, 0], settings["input_days"],

@@ -83,10 +83,13 @@ def test_features_and_what_predict_needs(daily_sales_csv):
     latest = info.preprocessing["latest"]
     assert latest["dates"][-1] == info.preprocessing["last_date"] == "2024-04-29"
     assert len(latest["sales"]) == 7
-    calendar, _ = timeseries.calendar_features(pd.DatetimeIndex(["2024-02-14", "2024-02-15"]),
-                                               fields["holidays"])
+    dates = pd.DatetimeIndex(["2024-02-14", "2024-02-15"])
+    calendar, names = timeseries.calendar_features(dates, ("day_of_week", "month"), fields["holidays"])
+    assert names[-3:] == ["month_sin", "month_cos", "holiday"]
     assert calendar[0, 2] == 1 and calendar[1, 3] == 1  # Wednesday, Thursday
     assert calendar[:, -1].tolist() == [1.0, 0.0]
+    only_weekdays = data_config(daily_sales_csv, calendar_features=("day_of_week",))
+    assert timeseries.build(only_weekdays, seed=0).info.input_shape == (7, 1 + 7)
 
 
 @pytest.mark.parametrize("rule, expected", [
@@ -145,5 +148,7 @@ def test_bad_settings_are_config_errors(tmp_path):
         timeseries.build(data_config(path, gap_fill="mean"), seed=0)
     with pytest.raises(ConfigError, match="'Dec 25' is not a date"):
         timeseries.build(data_config(path, holidays=("Dec 25",)), seed=0)
+    with pytest.raises(ConfigError, match=r"calendar_features \['week'\] unknown"):
+        timeseries.build(data_config(path, calendar_features=("week",)), seed=0)
     with pytest.raises(ConfigError, match="at least 7 days"):
         timeseries.build(data_config(path, input_days=3), seed=0)
