@@ -54,7 +54,7 @@ def csv_recipe(path, model_name):
     return config.apply_overrides(module.RECIPE, [
         *module.SMOKE, f"data.path={path}", "data.date_column=day", "data.target_column=sales",
         "data.covariate_columns=('promotion',)", "data.input_days=10", f"model.name={model_name}",
-        "callbacks.tensorboard=false",
+        "callbacks.tensorboard=false", "callbacks.checkpoints=false", "train.epochs=2",
     ])
 
 

@@ -142,6 +142,11 @@ def test_bad_input_is_a_clear_data_error(tmp_path, change, message):
         timeseries.build(data_config(path), seed=0)
 
 
+def test_missing_file_names_the_setting(tmp_path):
+    with pytest.raises(DataError, match=r"none\.csv does not exist.*data\.path"):
+        timeseries.build(data_config(tmp_path / "none.csv"), seed=0)
+
+
 def test_bad_settings_are_config_errors(tmp_path):
     path = counting_csv(tmp_path)
     with pytest.raises(ConfigError, match="gap_fill='mean'"):
