@@ -28,7 +28,19 @@ def build_callbacks(recipe, run: RunDir, stage, best_so_far: float | None, model
         keras.callbacks.BackupAndRestore(str(run.backup_dir(stage.name)), delete_checkpoint=True),
         keras.callbacks.TerminateOnNaN(),
         HistoryCSV(run, stage.name),
+        *build_stopping_callbacks(recipe),
     ]
+    if settings.checkpoints:
+        callbacks.append(AtomicCheckpoints(run, settings.monitor, best_so_far, model))
+    if settings.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(str(run.logs_dir / stage.name)))
+    return callbacks
+
+
+def build_stopping_callbacks(recipe) -> list:
+    """Early stopping (best weights restored) and, for the plateau schedule, ReduceLROnPlateau."""
+    settings = recipe.callbacks
+    callbacks = []
     if settings.early_stopping_patience > 0:
         callbacks.append(
             keras.callbacks.EarlyStopping(
@@ -47,10 +59,6 @@ def build_callbacks(recipe, run: RunDir, stage, best_so_far: float | None, model
                 verbose=1,
             )
         )
-    if settings.checkpoints:
-        callbacks.append(AtomicCheckpoints(run, settings.monitor, best_so_far, model))
-    if settings.tensorboard:
-        callbacks.append(keras.callbacks.TensorBoard(str(run.logs_dir / stage.name)))
     return callbacks
 
 
@@ -118,3 +126,33 @@ class AtomicCheckpoints(keras.callbacks.Callback):
         if improved:
             self.best = float(value)
             save_model_atomic(self.complete_model, self.run.best_checkpoint)
+
+
+class ValMacroF1(keras.callbacks.Callback):
+    """Adds `val_macro_f1` (scikit-learn, classes weighted equally) to the logs at epoch end.
+
+    Place it before the callbacks that read the value (early stopping, a tuner): they see the
+    same logs dict afterwards.
+
+    Args:
+        model: the complete model to predict with (a cached-feature stage fits only its head).
+        dataset: the validation split, `(features, one-hot labels)` batches.
+    """
+
+    def __init__(self, model, dataset):
+        super().__init__()
+        self.complete_model = model
+        self.dataset = dataset
+
+    def on_epoch_end(self, epoch, logs=None):
+        import numpy as np
+        from sklearn.metrics import f1_score
+
+        predicted, true = [], []
+        for x, y in self.dataset.as_numpy_iterator():  # numpy feeds every backend
+            predicted.append(np.argmax(self.complete_model.predict_on_batch(x), axis=-1))
+            true.append(np.argmax(y, axis=-1) if np.ndim(y) > 1 else y)
+        if logs is not None and predicted:
+            logs["val_macro_f1"] = float(f1_score(
+                np.concatenate(true), np.concatenate(predicted), average="macro", zero_division=0
+            ))

@@ -123,7 +123,7 @@ def train_stages(model, recipe: config.Recipe, datasets, run_dir: RunDir) -> dic
     A stage that trains only the head of a backbone/head model on un-augmented data trains
     on backbone features computed once (see `feature_cache`).
     """
-    from dlkeras import callbacks, feature_cache, optim, tasks
+    from dlkeras import callbacks, optim
 
     finished = run_dir.finished_stages()
     if finished:
@@ -136,28 +136,8 @@ def train_stages(model, recipe: config.Recipe, datasets, run_dir: RunDir) -> dic
         print(f"stage {stage.name!r}: {stage.epochs} epoch(s), learning rate "
               f"{stage.learning_rate:g}, trainable={stage.trainable} ({trainable} weights)")
         started = time.perf_counter()
-        fit_model, train_data, val_data = model, datasets.train, datasets.val
-        if feature_cache.can_cache(model, stage, recipe.data.augment):
-            fit_model, train_data, val_data, _ = feature_cache.build(
-                model, datasets, recipe.data.batch_size, recipe.train.seed
-            )
-        steps = int(train_data.cardinality()) * stage.epochs
-        fit_model.compile(
-            optimizer=optim.build_optimizer(recipe.train, stage.learning_rate, steps,
-                                            stage.backbone_learning_rate),
-            loss=tasks.build_loss(recipe),
-            metrics=tasks.build_metrics(recipe),
-        )
         stage_callbacks = callbacks.build_callbacks(recipe, run_dir, stage, best_so_far, model)
-        history = fit_model.fit(
-            train_data,
-            validation_data=val_data,
-            epochs=stage.epochs,
-            callbacks=stage_callbacks,
-            class_weight=class_weights(recipe, datasets.info),
-            shuffle=False,  # the tf.data pipeline shuffles (seeded) itself
-            verbose=1 if sys.stdout.isatty() else 2,
-        )
+        history = fit_stage(model, recipe, datasets, stage, stage_callbacks)
         seconds[stage.name] = round(time.perf_counter() - started, 2)
         check_finite_loss(history.history.get("loss", []), stage.name)
         best_so_far = next(
@@ -166,6 +146,43 @@ def train_stages(model, recipe: config.Recipe, datasets, run_dir: RunDir) -> dic
         save_model_atomic(model, run_dir.stage_weights(stage.name), weights_only=True)
         run_dir.mark_stage_finished(stage.name)
     return seconds
+
+
+def fit_stage(model, recipe: config.Recipe, datasets, stage, stage_callbacks, **fit_options):
+    """Compiles `model` for one stage (optimizer, loss, metrics of the recipe) and fits it.
+
+    A stage that trains only the head of a backbone/head model on un-augmented data trains
+    on backbone features computed once (see `feature_cache`).
+
+    Args:
+        stage: a stage of `config.stage_plan` (epochs and learning rate filled in).
+        fit_options: `fit` arguments that replace the stage's, e.g. `epochs`, `initial_epoch`.
+
+    Returns:
+        The `History` of the fit.
+    """
+    from dlkeras import feature_cache, optim, tasks
+
+    fit_model, train_data, val_data = model, datasets.train, datasets.val
+    if feature_cache.can_cache(model, stage, recipe.data.augment):
+        fit_model, train_data, val_data, _ = feature_cache.build(
+            model, datasets, recipe.data.batch_size, recipe.train.seed
+        )
+    steps = int(train_data.cardinality()) * stage.epochs
+    fit_model.compile(
+        optimizer=optim.build_optimizer(recipe.train, stage.learning_rate, steps,
+                                        stage.backbone_learning_rate),
+        loss=tasks.build_loss(recipe),
+        metrics=tasks.build_metrics(recipe),
+    )
+    options = {
+        "epochs": stage.epochs,
+        "class_weight": class_weights(recipe, datasets.info),
+        "shuffle": False,  # the tf.data pipeline shuffles (seeded) itself
+        "verbose": 1 if sys.stdout.isatty() else 2,
+        **fit_options,
+    }
+    return fit_model.fit(train_data, validation_data=val_data, callbacks=stage_callbacks, **options)
 
 
 def class_weights(recipe: config.Recipe, info) -> dict[int, float] | None:
