@@ -166,6 +166,42 @@ class ExportConfig:
 
 
 @dataclass(frozen=True)
+class SearchParam:
+    """One searched hyperparameter: a dotted recipe key and the values it may take.
+
+    `kind` is "float" (uniform in [`low`, `high`]), "log_float" (log-uniform: rates, decays),
+    "int" (`low` to `high` in steps of `step`, default 1) or "choice" (one of `values`, each
+    written as on the command line: "64", "0.5", "(64, 32)", "adamw").
+    """
+
+    key: str = ""
+    kind: str = "float"
+    low: float = 0.0
+    high: float = 1.0
+    step: float = 0.0
+    values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """The hyperparameter search of `python -m dlkeras.tune`; training ignores it.
+
+    `space` lists the searched fields. `objective` judges a trial by its best epoch:
+    "val_loss", "val_macro_f1" (classification; scikit-learn on the validation split at each
+    epoch end), "val_accuracy" or "val_mae" (forecast). `direction` "auto" minimises losses and
+    errors and maximises the rest. `max_epochs` caps every trial (Hyperband: the budget of its
+    longest trials; 0 keeps `train.epochs`) and becomes `train.epochs` of the best recipe.
+    Hyperband keeps the best 1/`hyperband_factor` of the trials at each round.
+    """
+
+    space: tuple[SearchParam, ...] = ()
+    objective: str = "val_loss"
+    direction: str = "auto"
+    max_epochs: int = 0
+    hyperband_factor: int = 3
+
+
+@dataclass(frozen=True)
 class Recipe:
     """A complete, named training plan for one task.
 
@@ -183,6 +219,7 @@ class Recipe:
     callbacks: CallbacksConfig = field(default_factory=CallbacksConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
 
 
 # === Loading ===

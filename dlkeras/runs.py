@@ -13,6 +13,9 @@
         preprocessing.json  statistics fit on the training split, for predict/export
         report/          plots and per-class tables
     runs/latest/<recipe>  symlink to the newest run of that recipe
+
+A hyperparameter search (`SearchDir`) lives in runs/<recipe>-tune-<YYYYmmdd-HHMMSS>/ with
+runs/latest/<recipe>-tune pointing at the newest search.
 """
 
 from __future__ import annotations
@@ -146,14 +149,21 @@ class RunDir:
 
     # === Life cycle ===
     @classmethod
-    def create(cls, out: Path, recipe: config.Recipe, data_fingerprint: str) -> RunDir:
-        """Makes a fresh run directory and writes recipe.json and env.json into it."""
+    def create(cls, out: Path, recipe: config.Recipe, data_fingerprint: str,
+               label: str = "") -> RunDir:
+        """Makes a fresh run directory and writes recipe.json and env.json into it.
+
+        Args:
+            label: a word between recipe name and time stamp ("tune": runs/<recipe>-tune-...);
+                runs/latest/<recipe>-<label> then points at it.
+        """
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        path = out / f"{recipe.name}-{stamp}"
+        prefix = f"{recipe.name}-{label}" if label else recipe.name
+        path = out / f"{prefix}-{stamp}"
         suffix = 1
         while path.exists():
             suffix += 1
-            path = out / f"{recipe.name}-{stamp}-{suffix}"
+            path = out / f"{prefix}-{stamp}-{suffix}"
         try:
             path.mkdir(parents=True)
         except OSError as error:
@@ -161,7 +171,7 @@ class RunDir:
         run = cls(path)
         write_json_atomic(run.recipe_json, config.to_dict(recipe))
         write_json_atomic(run.env_json, environment(recipe, data_fingerprint))
-        run.point_latest(out, recipe.name)
+        run.point_latest(out, prefix)
         return run
 
     @classmethod
@@ -184,10 +194,16 @@ class RunDir:
         temp.symlink_to(os.path.relpath(self.path, link.parent))
         os.replace(temp, link)
 
-    def check_resumable(self, recipe: config.Recipe, data_fingerprint: str) -> None:
-        """Raises RunError when the recipe or the data changed since the run started."""
+    def check_resumable(self, recipe: config.Recipe, data_fingerprint: str,
+                        ignored: tuple[str, ...] = ("tune.",)) -> None:
+        """Raises RunError when the recipe or the data changed since the run started.
+
+        Args:
+            ignored: key prefixes whose changes do not matter (training ignores `tune`).
+        """
         started = config.from_dict(json.loads(self.recipe_json.read_text()))
-        changed = config.differences(started, recipe)
+        changed = [line for line in config.differences(started, recipe)
+                   if not line.startswith(ignored)]
         if changed:
             raise RunError(
                 f"cannot resume {self.path}: the recipe changed since the run started:\n  "
@@ -244,3 +260,48 @@ def _git_sha() -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return result.stdout.strip() or None if result.returncode == 0 else None
+
+
+@dataclass(frozen=True)
+class SearchDir(RunDir):
+    """Paths inside one hyperparameter search directory (created with label "tune").
+
+        recipe.json, env.json   the searched recipe (with --set values) and environment
+        search.json      tuner kind and trial budget of the search (for --resume)
+        tuner/           KerasTuner state: oracle.json, trial_<id>/ (trial.json, checkpoints)
+        trials/<id>.json one file per trial: values, epochs, seconds, memory, history
+        trials.csv, trials.md, trials.png   the summary table and plots
+        best_recipe.toml a recipe that extends the searched one with the best values
+        best.json        the best trial, its objective, the re-run command
+    """
+
+    @property
+    def search_json(self) -> Path:
+        return self.path / "search.json"
+
+    @property
+    def tuner_dir(self) -> Path:
+        return self.path / "tuner"
+
+    def trial_json(self, trial_id: str) -> Path:
+        return self.path / "trials" / f"{trial_id}.json"
+
+    @property
+    def trials_csv(self) -> Path:
+        return self.path / "trials.csv"
+
+    @property
+    def trials_markdown(self) -> Path:
+        return self.path / "trials.md"
+
+    @property
+    def trials_plot(self) -> Path:
+        return self.path / "trials.png"
+
+    @property
+    def best_recipe_toml(self) -> Path:
+        return self.path / "best_recipe.toml"
+
+    @property
+    def best_json(self) -> Path:
+        return self.path / "best.json"
