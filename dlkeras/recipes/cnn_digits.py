@@ -11,7 +11,9 @@ from dlkeras.config import (
     EvaluateConfig,
     ModelConfig,
     Recipe,
+    SearchParam,
     TrainConfig,
+    TuneConfig,
 )
 
 RECIPE = Recipe(
@@ -38,6 +40,16 @@ RECIPE = Recipe(
     ),
     callbacks=CallbacksConfig(early_stopping_patience=4),
     evaluate=EvaluateConfig(baselines=("logistic_regression",)),
+    tune=TuneConfig(
+        space=(
+            SearchParam(key="train.learning_rate", kind="log_float", low=5e-4, high=5e-3),
+            SearchParam(key="model.dropout", kind="float", low=0.0, high=0.5),
+            SearchParam(key="model.units", kind="choice", values=("(64,)", "(128,)", "(256,)")),
+            # rebuilds the image pipeline; label smoothing stays fixed so val_loss compares
+            SearchParam(key="data.augment_strength", kind="float", low=0.0, high=0.2),
+        ),
+        max_epochs=9,  # Hyperband 9/3/1 epochs: 20 trials are two complete brackets (13 + 7)
+    ),
 )
 
 SMOKE = [

@@ -11,7 +11,9 @@ from dlkeras.config import (
     EvaluateConfig,
     ModelConfig,
     Recipe,
+    SearchParam,
     TrainConfig,
+    TuneConfig,
 )
 
 RECIPE = Recipe(
@@ -34,6 +36,19 @@ RECIPE = Recipe(
     ),
     callbacks=CallbacksConfig(early_stopping_patience=6, reduce_lr_patience=2),
     evaluate=EvaluateConfig(baselines=("logistic_regression", "gradient_boosting")),
+    tune=TuneConfig(
+        space=(
+            SearchParam(key="train.learning_rate", kind="log_float", low=3e-4, high=1e-2),
+            SearchParam(key="train.weight_decay", kind="log_float", low=1e-5, high=1e-2),
+            SearchParam(key="model.dropout", kind="float", low=0.0, high=0.5),
+            SearchParam(key="model.units", kind="choice",
+                        values=("(32,)", "(64, 32)", "(128, 64)", "(256, 128)")),
+            # rebuilds the (small) table pipeline for each batch size
+            SearchParam(key="data.batch_size", kind="choice", values=("32", "64", "128")),
+        ),
+        objective="val_macro_f1",  # 26% churners: accuracy and unweighted val loss favour "stays"
+        max_epochs=9,  # Hyperband 9/3/1 epochs: 20 trials are two complete brackets (13 + 7)
+    ),
 )
 
 SMOKE = [
