@@ -33,6 +33,14 @@ demo: install
 train: install
 	$(PY) -m dlkeras.train --recipe $(RECIPE) --out $(OUT) $(foreach s,$(SET),--set $(s))
 
+# Hyperparameter search over the recipe's tune.space: make tune RECIPE=mlp_churn TRIALS=20
+TUNER ?= hyperband
+TRIALS ?= 20
+.PHONY: tune
+tune: install
+	$(PY) -m dlkeras.tune --recipe $(RECIPE) --tuner $(TUNER) --trials $(TRIALS) --out $(OUT) \
+		$(foreach s,$(SET),--set $(s))
+
 lint: install
 	$(PY) -m ruff check dlkeras tests
 

@@ -1,0 +1,133 @@
+"""python -m dlkeras.tune --recipe NAME|FILE.toml --tuner random|bayesian|hyperband --trials N
+
+Searches the hyperparameters a recipe declares in `tune.space` (dotted recipe keys) with
+KerasTuner. Each trial trains the recipe with its values through the same data, model and
+compile-and-fit path as `python -m dlkeras.train`. The search lives in
+runs/<recipe>-tune-<stamp>/ (see `runs.SearchDir`) and continues with `--resume`; it ends with
+a trials table and plot, the best trial as a re-runnable train command and best_recipe.toml.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from dlkeras import config, search_space, train
+from dlkeras.errors import ConfigError, DlkerasError, RunError
+from dlkeras.runs import SearchDir, write_json_atomic
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m dlkeras.tune",
+        description="Search a recipe's hyperparameters (its tune.space) with KerasTuner.",
+        epilog="Example: python -m dlkeras.tune --recipe mlp_churn --tuner hyperband --trials 20 "
+        "--set tune.objective=val_loss",
+    )
+    parser.add_argument("--recipe", required=True, help="bundled recipe name or path to a .toml recipe")
+    parser.add_argument("--tuner", choices=search_space.TUNERS, default="hyperband",
+                        help="search strategy (default: hyperband, which stops bad trials early)")
+    parser.add_argument("--trials", type=int, default=20, help="number of trials (default 20)")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a recipe field, tune.* included, e.g. tune.max_epochs=9 (repeatable)",
+    )
+    parser.add_argument("--out", default="runs", type=Path, help="parent folder of run directories")
+    parser.add_argument(
+        "--resume", nargs="?", const="latest", metavar="SEARCH_DIR",
+        help="continue an interrupted search (default: the recipe's latest search under --out)",
+    )
+    parser.add_argument("--compare-defaults", action="store_true",
+                        help="also train the recipe's own settings once and report its objective")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        if args.trials < 1:
+            raise ConfigError(f"--trials {args.trials}: a search needs at least 1 trial")
+        recipe = config.apply_overrides(config.load_recipe(args.recipe), args.overrides)
+        search_space.check_tune(recipe, args.tuner)
+        train.select_backend(recipe)
+        summary = tune(recipe, args)
+    except DlkerasError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print("\n" + summary)
+    return 0
+
+
+def tune(recipe: config.Recipe, args) -> str:
+    """Builds the data once, runs (or resumes) the search and writes its report."""
+    import keras
+
+    from dlkeras import tasks, tune_report, tuning
+
+    tasks.check_task(recipe.task)
+    train.configure_precision(recipe.train.mixed_precision)
+    keras.utils.set_random_seed(recipe.train.seed)
+    cache = tuning.DataCache()
+    datasets = cache.get(recipe)
+    train.describe_data(datasets.info)
+    search_dir = open_search_dir(recipe, args, datasets.info.fingerprint)
+    print(describe_plan(recipe, args.tuner, args.trials), flush=True)
+    tuner = tuning.search(args.tuner, recipe, search_dir, args.trials, cache)
+    best = tuner.oracle.get_best_trials(1)
+    if not best:
+        raise RunError(f"no trial of {search_dir.path} finished; see the messages in "
+                       f"{search_dir.tuner_dir}/trial_*/trial.json")
+    defaults = tuning.run_defaults(recipe, cache, search_dir) if args.compare_defaults else None
+    rows = tuning.trial_rows(tuner, search_dir, recipe)
+    return tune_report.write(search_dir, recipe, config.load_recipe(args.recipe),
+                             recipe_reference(args.recipe), rows, best[0].trial_id, defaults)
+
+
+def open_search_dir(recipe: config.Recipe, args, data_fingerprint: str) -> SearchDir:
+    """A new search directory, or with --resume the one to continue (checked to match)."""
+    if not args.resume:
+        search_dir = SearchDir.create(args.out, recipe, data_fingerprint, label="tune")
+        print(f"search directory: {search_dir.path}")
+    else:
+        search_dir = SearchDir.find(args.out, f"{recipe.name}-tune", args.resume)
+        if not search_dir.search_json.is_file():
+            raise RunError(f"{search_dir.path} holds no search.json, so it is not a search to "
+                           "resume; start a new search without --resume")
+        started = json.loads(search_dir.search_json.read_text())["tuner"]
+        if started != args.tuner:
+            raise RunError(f"cannot resume {search_dir.path}: it is a {started} search; "
+                           f"pass --tuner {started}, or start a new search without --resume")
+        search_dir.check_resumable(recipe, data_fingerprint, ignored=())
+        print(f"resuming {search_dir.path}")
+    write_json_atomic(search_dir.search_json, {
+        "tuner": args.tuner, "trials": args.trials,
+        "recipe": recipe_reference(args.recipe), "overrides": args.overrides,
+    })
+    return search_dir
+
+
+def recipe_reference(name_or_path: str) -> str:
+    """How best_recipe.toml and the re-run command name the recipe: its name or an absolute path."""
+    path = Path(name_or_path)
+    if name_or_path.endswith(".toml") or path.is_file():
+        return str(path.resolve())
+    return name_or_path
+
+
+def describe_plan(recipe: config.Recipe, tuner: str, trials: int) -> str:
+    """One line on what the search will do."""
+    epochs = search_space.max_epochs(recipe)
+    keys = ", ".join(param.key for param in recipe.tune.space)
+    line = (f"{tuner} search of {keys}: {trials} trials, objective {recipe.tune.objective} "
+            f"({search_space.direction(recipe.tune)})")
+    if tuner != "hyperband":
+        return f"{line}, up to {epochs} epochs each"
+    brackets = search_space.hyperband_brackets(epochs, recipe.tune.hyperband_factor)
+    return (f"{line}; Hyperband up to {epochs} epochs, factor {recipe.tune.hyperband_factor}: "
+            f"brackets of {' + '.join(map(str, brackets))} = {sum(brackets)} trials per iteration")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
