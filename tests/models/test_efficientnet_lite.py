@@ -1,8 +1,6 @@
 """EfficientNet-Lite0: exact ImageNet outputs, safe weight reading, and the other backbones."""
 
 import pickle
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,14 +10,20 @@ from dlkeras.data import DataInfo
 from dlkeras.errors import ConfigError
 from dlkeras.models import efficientnet_lite, lite0_weights
 
-sys.path.insert(0, str(Path(__file__).parent))
-from record_lite0_reference import coffee_pixels  # noqa: E402
-
 # Recorded by record_lite0_reference.py: the original PyTorch Lite0 with the packaged weights on
 # skimage's coffee() resized to 224 x 224, pixels normalised as (x * 255 - 127) / 128.
 REFERENCE_TOP5 = [967, 968, 504, 925, 809]  # espresso, cup, coffee mug, consomme, soup bowl
 REFERENCE_TOP5_LOGITS = [10.72959, 7.3596, 6.50318, 6.44732, 5.20728]
 REFERENCE_FIRST5_LOGITS = [-0.20827, -0.08051, -0.84042, 0.46189, -0.14311]
+
+
+def coffee_pixels(size=224) -> np.ndarray:
+    """skimage's coffee() resized to size x size (bilinear, PIL), as float32 in [0, 1]."""
+    from PIL import Image
+    from skimage import data
+
+    image = Image.fromarray(data.coffee()).resize((size, size), Image.BILINEAR)
+    return np.asarray(image, dtype=np.float32) / 255.0
 
 
 @pytest.mark.slow

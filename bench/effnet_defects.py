@@ -1,0 +1,128 @@
+"""Input pipeline vs training throughput of effnet_defects under TensorFlow, JAX and PyTorch.
+
+    .venv/bin/python bench/effnet_defects.py [--images 600] [--epochs 2] [--backends ...]
+
+Each backend runs in its own subprocess (Keras fixes the backend when it is imported) on the
+recipe's own pipeline (generated images, resize, cache, augmentation) and model. Per backend it
+measures, in images per second:
+
+    pipeline   iterating the augmented training dataset alone (cache warm, no model)
+    head       images consumed by `fit` in stage 1 (frozen backbone, augmentation on, so no
+               feature cache: the pipeline feeds every step)
+    finetune   images consumed by `fit` in stage 2 (top:20 unfrozen, discriminative rates)
+
+and prints them side by side with pipeline/training ratios (above 1: the model waits for
+nothing) and each backend's training speed relative to TensorFlow. The first epoch of each
+stage (tracing, compilation) is left out. A benchmark, never a test: nothing asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=600, help="generated images (all splits)")
+    parser.add_argument("--epochs", type=int, default=2, help="timed epochs per stage (after one warm-up)")
+    parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def worker(images: int, epochs: int) -> dict:
+    """Runs in a subprocess with KERAS_BACKEND set; returns images/s of pipeline and stages."""
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds, self.started = [], 0.0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.perf_counter() - self.started)
+
+    from dlkeras import config, data, models, optim, tasks
+
+    recipe = config.apply_overrides(config.load_recipe("effnet_defects"),
+                                    [f"data.max_examples={images}"])
+    keras.utils.set_random_seed(recipe.train.seed)
+    datasets = data.build(recipe.data, recipe.train.seed)
+    count = datasets.info.split_sizes["train"]
+    for _ in datasets.train:  # first pass decodes and fills the cache
+        pass
+    started = time.perf_counter()
+    for _ in range(epochs):
+        for _ in datasets.train:
+            pass
+    result = {"train_images": count, "pipeline": count * epochs / (time.perf_counter() - started)}
+    model = models.build(recipe.model, datasets.info)
+    for stage in config.stage_plan(recipe.train):
+        optim.set_trainable(model, stage.trainable)
+        steps = int(datasets.train.cardinality()) * (epochs + 1)
+        model.compile(optimizer=optim.build_optimizer(recipe.train, stage.learning_rate, steps,
+                                                      stage.backbone_learning_rate),
+                      loss=tasks.build_loss(recipe), metrics=tasks.build_metrics(recipe))
+        timer = EpochTimer()
+        model.fit(datasets.train, epochs=epochs + 1, callbacks=[timer], verbose=0)
+        result[stage.name] = count * epochs / sum(timer.seconds[1:])
+    return result
+
+
+def run_backend(backend: str, args) -> dict:
+    command = [sys.executable, __file__, "--worker", "--images", str(args.images),
+               "--epochs", str(args.epochs)]
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "no output"}
+    return json.loads(lines[-1])
+
+
+def table(results: dict) -> str:
+    base = results.get("tensorflow", {})
+    lines = ["| backend | pipeline img/s | head img/s | finetune img/s | pipeline/head | "
+             "pipeline/finetune | head vs TF | finetune vs TF |", "|---" * 8 + "|"]
+    for backend, row in results.items():
+        if "error" in row:
+            lines.append(f"| {backend} | failed: {row['error']} |" + " |" * 6)
+            continue
+        cells = [row["pipeline"], row["head"], row["finetune"], row["pipeline"] / row["head"],
+                 row["pipeline"] / row["finetune"]]
+        cells += [row[s] / base[s] if s in base else float("nan") for s in ("head", "finetune")]
+        lines.append(f"| {backend} | " + " | ".join(
+            f"{v:.1f}" if i < 3 else f"{v:.2f}x" for i, v in enumerate(cells)) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(args.images, args.epochs)))
+        return 0
+    results = {}
+    for backend in args.backends:
+        print(f"timing {backend} ...", flush=True)
+        results[backend] = run_backend(backend, args)
+    train_images = next((r["train_images"] for r in results.values() if "train_images" in r), 0)
+    print(f"\neffnet_defects, {train_images} training images, {args.epochs} timed epochs per stage "
+          "(images/s; ratios above 1 mean the pipeline outpaces training)\n")
+    print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
