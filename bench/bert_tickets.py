@@ -172,7 +172,7 @@ def spawn(name: str, folder: Path, steps: int) -> float:
         [sys.executable, __file__, "--worker", name, "--folder", str(folder), "--steps", str(steps)],
         capture_output=True, text=True, env=env, cwd=ROOT,
     )
-    line = next((l for l in result.stdout.splitlines() if l.startswith("RESULT ")), None)
+    line = next((row for row in result.stdout.splitlines() if row.startswith("RESULT ")), None)
     if result.returncode != 0 or line is None:
         raise SystemExit(f"{name} failed:\n{result.stderr[-3000:]}")
     return json.loads(line[len("RESULT "):])["seconds"]

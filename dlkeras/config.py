@@ -27,7 +27,9 @@ class DataConfig:
     `kind` picks the pipeline (tabular, images, text, ...). `source` names a bundled data set;
     a non-empty `path` (a user file) wins over it. Column fields apply to table-like files;
     unused fields are ignored by other pipelines. `missing` says what to do with rows that have
-    empty feature values: "error" (default) or "drop" (reported with a count).
+    empty feature values: "error" (default) or "drop" (reported with a count). `test_path`
+    gives a separate test file instead of a test split. Text: `sequence_length` 0 picks the
+    99th percentile of training token counts, capped at `max_sequence_length`.
 
     Time series (`kind="timeseries"`): one row per day with `date_column`, `target_column` and
     optional `covariate_columns`; each example is `input_days` days of inputs and the
@@ -49,6 +51,7 @@ class DataConfig:
     kind: str = "tabular"
     source: str = ""
     path: str = ""
+    test_path: str = ""
     text_column: str = "text"
     label_column: str = "label"
     feature_columns: tuple[str, ...] = ()
@@ -62,6 +65,8 @@ class DataConfig:
     augment: bool = False
     augment_strength: float = 0.1
     shuffle_buffer: int = 4096
+    sequence_length: int = 0
+    max_sequence_length: int = 128
     date_column: str = "date"
     target_column: str = "value"
     covariate_columns: tuple[str, ...] = ()
@@ -162,7 +167,7 @@ class EvaluateConfig:
 class ExportConfig:
     """Which artifacts `make export` writes for this recipe."""
 
-    formats: tuple[str, ...] = ("saved_model", "tflite", "onnx")
+    formats: tuple[str, ...] = ("saved_model", "tflite", "tflite_dynamic", "tflite_int8", "onnx")
 
 
 @dataclass(frozen=True)

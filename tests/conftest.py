@@ -39,13 +39,13 @@ def model_spy(monkeypatch):
     return built
 
 
-def run_cli(args, env=None, timeout=600, **kwargs):
-    """Runs `python -m dlkeras.train ARGS` in a fresh interpreter (own backend, own process)."""
+def run_cli(args, env=None, timeout=600, module="dlkeras.train", **kwargs):
+    """Runs `python -m MODULE ARGS` in a fresh interpreter (own backend, own process)."""
     import subprocess
 
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "dlkeras.train", *args],
+        [sys.executable, "-m", module, *args],
         cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout, **kwargs,
     )
 

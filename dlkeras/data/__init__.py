@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 
@@ -55,12 +56,13 @@ def build(data_config, seed: int, preset: str = "") -> Datasets:
         DataError: the data is missing or malformed (message says what to fix).
         ConfigError: `data.kind` names no pipeline.
     """
-    from dlkeras.data import image_files, images, tabular, timeseries
+    from dlkeras.data import image_files, images, tabular, text, timeseries
 
     builders = {
         "tabular": tabular.build,
         "images": images.build,
         "image_folder": image_files.build,
+        "text": functools.partial(text.build, preset=preset),
         "timeseries": timeseries.build,
     }
     kind = data_config.kind

@@ -68,7 +68,7 @@ def build(config, seed: int) -> Datasets:
     labels = np.array([lookup[v] for v in labels_text], dtype=np.int64)
 
     split_index = {"train": train_index, "val": val_index, "test": test_index}
-    split_arrays = {name: Split(pixels[i], labels[i]) for name, i in split_index.items()}
+    split_arrays = {name: Split(pixels[i], labels[i], images[i]) for name, i in split_index.items()}
     for name, split in split_arrays.items():
         checks.check_not_empty(len(split.y), f"{where} {name} split")
     num_classes = len(class_names)

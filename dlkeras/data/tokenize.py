@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 
 from dlkeras import presets
@@ -22,6 +25,8 @@ def load_tokenizer(preset: str):
     """
     import keras_hub
 
+    if is_tokenizer_folder(preset):
+        return load_tokenizer_folder(Path(preset))
     handle = presets.resolve(preset)
     try:
         tokenizer = keras_hub.tokenizers.Tokenizer.from_preset(handle)
@@ -29,6 +34,26 @@ def load_tokenizer(preset: str):
             tokenizer = keras_hub.tokenizers.Tokenizer.from_preset(handle, strip_accents=True)
     except Exception as error:  # keras-hub raises many types for missing/unreachable presets
         raise presets.load_failure(preset, error) from None
+    return tokenizer
+
+
+def is_tokenizer_folder(source: str) -> bool:
+    """A folder written by `save_tokenizer` (tokenizer.json + assets, no model config)."""
+    folder = Path(source)
+    return (folder / "tokenizer.json").is_file() and not (folder / "config.json").is_file()
+
+
+def save_tokenizer(tokenizer, folder: Path) -> None:
+    """Writes the tokenizer's settings and vocabulary so it travels with an exported model."""
+    tokenizer.save_to_preset(str(folder))
+
+
+def load_tokenizer_folder(folder: Path):
+    import keras
+    import keras_hub  # noqa: F401  (registers the tokenizer classes)
+
+    tokenizer = keras.saving.deserialize_keras_object(json.loads((folder / "tokenizer.json").read_text()))
+    tokenizer.load_preset_assets(str(folder))
     return tokenizer
 
 

@@ -11,6 +11,7 @@ import importlib
 from dlkeras.errors import ConfigError
 
 MODELS = {
+    "bert_classifier": "dlkeras.models.bert_classifier",
     "cnn": "dlkeras.models.cnn",
     "efficientnet_lite0": "dlkeras.models.efficientnet_lite",
     "gru": "dlkeras.models.sequence",
@@ -34,3 +35,13 @@ def build(model_config, data_info):
             f"{sorted(MODELS)}"
         )
     return importlib.import_module(MODELS[model_config.name]).build(model_config, data_info)
+
+
+def load_inference_model(path):
+    """A saved `.keras` model for inference: safe mode, no optimizer, every factory's custom
+    layers registered first."""
+    import keras
+
+    for module in sorted(set(MODELS.values())) + ["dlkeras.models.layers"]:
+        importlib.import_module(module)
+    return keras.saving.load_model(path, compile=False, safe_mode=True)

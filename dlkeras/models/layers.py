@@ -20,3 +20,9 @@ class MaskedMeanPooling(keras.layers.Layer):
 
     def compute_output_shape(self, sequence_shape, padding_mask_shape=None):
         return (sequence_shape[0], sequence_shape[-1])
+
+
+@keras.saving.register_keras_serializable(package="dlkeras")
+def gelu_erf(x):
+    """Exact GELU, x * Phi(x), written with erf (the ONNX exporter cannot convert erfc)."""
+    return 0.5 * x * (1.0 + keras.ops.erf(x * 0.7071067811865476))

@@ -14,6 +14,7 @@ from dlkeras.config import (
     CallbacksConfig,
     DataConfig,
     EvaluateConfig,
+    ExportConfig,
     ModelConfig,
     Recipe,
     TrainConfig,
@@ -61,6 +62,8 @@ RECIPE = Recipe(
         reduce_lr_patience=4,
     ),
     evaluate=EvaluateConfig(baselines=("last_value", "seasonal_naive")),
+    # full-integer TFLite cannot calibrate LSTM/GRU state; dynamic-range int8 weights work
+    export=ExportConfig(formats=("saved_model", "tflite", "tflite_dynamic", "onnx")),
 )
 
 SMOKE = [

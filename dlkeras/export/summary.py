@@ -1,0 +1,39 @@
+"""The export report as a short markdown page: parity, sizes and latencies in tables."""
+
+from __future__ import annotations
+
+
+def _size(count: int) -> str:
+    return f"{count / 2**20:.2f} MiB" if count >= 2**20 else f"{count / 2**10:.1f} KiB"
+
+
+def summary_markdown(report: dict) -> str:
+    verdict = "all formats passed" if report["passed"] else "SOME FORMATS FAILED"
+    metric_names = list(report["keras_metrics"])
+    lines = [
+        f"# {report['recipe']} export, version {report.get('version', '?')}: {verdict}",
+        "",
+        f"Trained under {report['trained_backend']}; converted with the "
+        f"{report['converted_with']}. Parity on {report['test_examples']} test examples, "
+        "fed from raw inputs through the exported preprocessing.",
+        "",
+        "| format | size | passed | max abs diff | " + " | ".join(metric_names)
+        + " | top-1 agreement | rule |",
+        "|---|---|---|---|" + "---|" * len(metric_names) + "---|---|",
+        f"| keras | {_size(report['keras_size_bytes'])} | reference | 0 | "
+        + " | ".join(f"{report['keras_metrics'][m]:.4f}" for m in metric_names) + " | 1.000 | |",
+    ]
+    for name, check in report["formats"].items():
+        agreement = check.get("top1_agreement")
+        lines.append(
+            f"| {name} | {_size(check['size_bytes'])} | {'yes' if check['passed'] else 'NO'} | "
+            f"{check['max_abs_difference']:.2e} | "
+            + " | ".join(f"{check['metrics'][m]:.4f}" for m in metric_names)
+            + f" | {'' if agreement is None else f'{agreement:.3f}'} | {check['rule']} |"
+        )
+    lines += ["", "| runtime | batch 1 (ms) | batch 32 (ms) |", "|---|---|---|"]
+    for name, timing in report["latency_ms"].items():
+        lines.append(f"| {name} | {timing['batch_1_ms']:.2f} | {timing['batch_32_ms']:.2f} |")
+    notes = [f"- {name}: int8 with float fallback ({check['float_fallback_reason']})"
+             for name, check in report["formats"].items() if check.get("integer_only") is False]
+    return "\n".join(lines + ([""] + notes if notes else [])) + "\n"

@@ -1,0 +1,99 @@
+"""TFLite/LiteRT export: float, dynamic-range and int8 quantized.
+
+Conversion starts from the SavedModel. Recurrent layers (LSTM/GRU) cannot be lowered with a
+dynamic batch dimension; for them the model is converted from a concrete function with batch
+size 1, and the interpreter resizes its input for larger batches at run time. Their int8
+calibration fails inside the converter (it cannot read the recurrent state variables), so
+`unsupported_formats` rules that combination out before any work.
+
+int8 is full integer quantization calibrated on a representative sample of the training
+split. When some op has no int8 kernel (e.g. the exact GELU of BERT) the converter keeps that
+op in float and the export report says so.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+MODES = ("float", "dynamic", "int8")
+
+
+def _converter(saved_model: Path, model, static_batch: bool, mode: str, representative,
+               integer_only: bool):
+    import tensorflow as tf
+
+    if static_batch:
+        spec = tf.TensorSpec([1, *model.inputs[0].shape[1:]], model.inputs[0].dtype)
+        from tensorflow.python.framework.convert_to_constants import (
+            convert_variables_to_constants_v2,
+        )
+
+        function = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+        frozen = convert_variables_to_constants_v2(function)  # weights as constants, not resources
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
+    else:
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    if mode in ("dynamic", "int8"):
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode == "int8":
+        converter.representative_dataset = representative
+        if integer_only:
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    return converter
+
+
+def _convert(saved_model, model, mode, representative, integer_only) -> tuple[bytes, bool]:
+    """Flatbuffer bytes, and whether the batch dimension had to be fixed to 1."""
+    try:
+        converter = _converter(saved_model, model, False, mode, representative, integer_only)
+        return converter.convert(), False
+    except Exception as dynamic_error:  # the converter raises ConverterError and others
+        if len(model.inputs) != 1:
+            raise dynamic_error
+        converter = _converter(saved_model, model, True, mode, representative, integer_only)
+        return converter.convert(), True
+
+
+def export_tflite(saved_model: Path, model, target: Path, mode: str, representative=None) -> dict:
+    """Converts to `target` (.tflite); returns what was done, for the export report.
+
+    Args:
+        model: the Keras model behind `saved_model` (for the static-batch fallback).
+        mode: "float", "dynamic" (int8 weights, float activations) or "int8".
+        representative: for "int8", a callable yielding inputs from the training split.
+    """
+    details = {"mode": mode}
+    convert = functools.partial(_convert, saved_model, model, mode, representative)
+    if mode == "int8":
+        try:
+            flatbuffer, static = convert(integer_only=True)
+            details["integer_only"] = True
+        except Exception as error:  # some op has no int8 kernel: keep it in float
+            flatbuffer, static = convert(integer_only=False)
+            details["integer_only"] = False
+            details["float_fallback_reason"] = str(error).strip().splitlines()[-1][:200]
+    else:
+        flatbuffer, static = convert(integer_only=False)
+    if static:
+        details["static_batch"] = "converted with batch 1; the interpreter resizes for larger batches"
+    temp = target.with_name(f".{target.name}.tmp")
+    temp.write_bytes(flatbuffer)
+    os.replace(temp, target)
+    return details
+
+
+RECURRENT_LAYERS = ("LSTM", "GRU", "SimpleRNN", "RNN", "Bidirectional")
+
+
+def unsupported_formats(model) -> dict[str, str]:
+    """{format: reason} for TFLite formats this model cannot be converted to."""
+    from dlkeras.optim import leaf_layers
+
+    recurrent = sorted({type(layer).__name__ for layer in leaf_layers(model)
+                        if type(layer).__name__ in RECURRENT_LAYERS})
+    if recurrent:
+        return {"tflite_int8": f"full-integer TFLite cannot calibrate recurrent layers "
+                               f"({', '.join(recurrent)}); use tflite_dynamic (int8 weights) instead"}
+    return {}

@@ -1,0 +1,149 @@
+"""Every exporter on a tiny trained model of each recipe family, with the parity gate."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dlkeras import config, export, train
+from dlkeras.errors import ConfigError, RunError
+from dlkeras.export import parity, runtimes
+
+FAMILIES = {  # recipe -> what its raw inputs are
+    "mlp_churn": "table rows",
+    "cnn_digits": "image arrays",
+    "bert_tickets": "texts",
+    "lstm_sales": "day windows",
+    "effnet_defects": "image files",
+}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tiny finished run per recipe family (SMOKE settings, TensorFlow backend)."""
+    out = tmp_path_factory.mktemp("runs")
+    runs = {}
+    for name in FAMILIES:
+        module = config.load_recipe_module(name)
+        recipe = config.apply_overrides(module.RECIPE, [*module.SMOKE, "callbacks.tensorboard=false"])
+        runs[name] = train.train(recipe, out)[0].path
+    return runs
+
+
+@pytest.fixture(scope="module")
+def exported(trained, tmp_path_factory):
+    out = tmp_path_factory.mktemp("saved_models")
+    return {name: export.export_run(run, None, out, parity_limit=48, latency_seconds=0.02)
+            for name, run in trained.items()}
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_every_format_passes_parity(name, exported):
+    report = exported[name]
+    folder = Path(report["folder"])
+    assert report["passed"], json.dumps(report["formats"], indent=1)[:3000]
+    assert folder.name == str(report["version"])
+    recipe = config.load_recipe(name)
+    assert list(report["formats"]) == list(recipe.export.formats)
+    for format_name in recipe.export.formats:
+        check = report["formats"][format_name]
+        assert (folder / export.FILE_NAMES[format_name]).exists()
+        assert check["size_bytes"] > 0
+        if format_name in parity.QUANTIZED:
+            assert check["top1_agreement" if "accuracy" in check["metrics"] else "metrics"]
+        else:
+            assert check["max_abs_difference"] <= parity.FLOAT_TOLERANCE
+    for file_name in ("model.keras", "labels.json", "preprocessing.json", "export_report.json",
+                      "export_summary.md"):
+        assert (folder / file_name).is_file()
+    assert set(report["latency_ms"]) >= {"keras predict", "keras compiled call", *recipe.export.formats}
+    float_size = (folder / "model.tflite").stat().st_size
+    if float_size > 2**16:  # tiny layers stay float: dynamic range skips small weight tensors
+        assert (folder / "model_dynamic.tflite").stat().st_size < 0.6 * float_size
+    if name == "bert_tickets":
+        assert (folder / "tokenizer" / "tokenizer.json").is_file()
+
+
+def test_failing_gate_is_reported_and_kept_apart(trained, tmp_path, monkeypatch):
+    monkeypatch.setattr(parity, "QUANTIZED_MAX_DROP", -1.0)  # any quantized result now fails
+    report = export.export_run(trained["mlp_churn"], ["saved_model", "tflite_dynamic"], tmp_path,
+                               parity_limit=32, latency_seconds=0.01)
+    assert not report["passed"]
+    assert not report["formats"]["tflite_dynamic"]["passed"]
+    assert report["formats"]["saved_model"]["passed"]
+    assert Path(report["folder"]).name == "1-failed"
+    assert "SOME FORMATS FAILED" in (Path(report["folder"]) / "export_summary.md").read_text()
+
+
+def test_recurrent_models_refuse_int8_before_any_work(trained, tmp_path):
+    with pytest.raises(ConfigError, match="tflite_int8: full-integer TFLite cannot calibrate recurrent"):
+        export.export_run(trained["lstm_sales"], ["onnx", "tflite_int8"], tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+def test_unknown_format_and_unfinished_run_fail_before_work(tmp_path):
+    with pytest.raises(ConfigError, match="unknown export format"):
+        export.check_formats(["saved_model", "coreml"])
+    with pytest.raises(RunError, match="not a finished run"):
+        export.export_run(tmp_path, ["onnx"], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("file_name, format_name", [("model.onnx", "onnx"), ("model.tflite", "tflite"),
+                                                    ("model.keras", "keras")])
+def test_corrupted_artifact_gives_a_clear_error(exported, tmp_path, file_name, format_name):
+    broken = tmp_path / file_name
+    source = Path(exported["mlp_churn"]["folder"]) / file_name
+    broken.write_bytes(source.read_bytes()[: len(source.read_bytes()) // 3])
+    with pytest.raises(RunError, match=f"cannot load .*{file_name} as {format_name}.*corrupt"):
+        runtimes.load(format_name, broken)
+
+
+def test_predict_takes_raw_inputs_for_every_format(exported, tmp_path, capsys):
+    text_folder = Path(exported["bert_tickets"]["folder"])
+    table_folder = Path(exported["mlp_churn"]["folder"])
+    rows = tmp_path / "rows.csv"
+    from dlkeras.data.sources import load_wa_churn
+
+    load_wa_churn().head(4).to_csv(rows, index=False)
+    for format_name in ("keras", *export.FORMATS):
+        text = predict_here(capsys, text_folder / file_of(format_name), "lost my bag", "great crew")
+        assert "2 input(s)" in text and text.count("[") == 2
+        table = predict_here(capsys, table_folder / file_of(format_name), "--input", str(rows))
+        assert "4 input(s)" in table and ("Yes" in table or "No" in table)
+
+
+def test_predict_classifies_image_files(exported, tmp_path, cli):
+    import tensorflow as tf
+
+    folder = Path(exported["cnn_digits"]["folder"])
+    image = (np.random.default_rng(0).random((28, 28, 1)) * 255).astype("uint8")
+    tf.io.write_file(str(tmp_path / "digit.png"), tf.io.encode_png(image))
+    output = predict(cli, folder / "model.onnx", str(tmp_path / "digit.png"))
+    assert "1 input(s)" in output and "digit.png" in output
+    missing = cli_predict(cli, folder / "model.onnx", str(tmp_path / "none.png"))
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+def predict_here(capsys, artifact: Path, *inputs) -> str:
+    """`python -m dlkeras.predict --artifact ...` in this process (TensorFlow is loaded already)."""
+    from dlkeras import predict
+
+    assert predict.main(["--artifact", str(artifact), *inputs]) == 0, capsys.readouterr().err
+    return capsys.readouterr().out
+
+
+def file_of(format_name: str) -> str:
+    return "model.keras" if format_name == "keras" else export.FILE_NAMES[format_name]
+
+
+def cli_predict(cli, artifact: Path, *inputs):
+    return cli(["--artifact", str(artifact), *inputs], module="dlkeras.predict",
+               env={"KERAS_BACKEND": "tensorflow"})
+
+
+def predict(cli, artifact: Path, *inputs) -> str:
+    result = cli_predict(cli, artifact, *inputs)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
