@@ -28,8 +28,7 @@ def build(config, info):
         name: keras.Input(shape=(None,), dtype="int32", name=name)
         for name in sorted(encoder.input)
     }
-    encoded = encoder(inputs)
-    sequence = encoded["sequence_output"] if isinstance(encoded, dict) else encoded
+    sequence = encoder(inputs)
     pooled = MaskedMeanPooling(name="mean_pooling")(sequence, inputs["padding_mask"])
     backbone = keras.Model(inputs, pooled, name="backbone")
     head = keras.Sequential(
@@ -61,9 +60,13 @@ def load_encoder(preset: str):
         backbone = keras_hub.models.Backbone.from_preset(handle)
     except Exception as error:  # keras-hub raises many types for missing/unreachable presets
         raise presets.load_failure(preset, error) from None
-    graph = keras.Model(backbone.input, backbone.output)
+    output = backbone.output
+    # token vectors only: the [CLS] pooler is not used by mean pooling, so it is left out
+    sequence = output["sequence_output"] if isinstance(output, dict) else output
+    graph = keras.Model(backbone.input, sequence)
     encoder = keras.Model.from_config({**with_exact_gelu(graph.get_config()), "name": "encoder"})
-    encoder.set_weights(graph.get_weights())
+    for layer in encoder.layers:
+        layer.set_weights(graph.get_layer(layer.name).get_weights())
     return encoder
 
 

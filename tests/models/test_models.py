@@ -7,6 +7,9 @@ from dlkeras import config, models
 from dlkeras.data import DataInfo
 
 TINY = {
+    "bert_classifier": (
+        config.ModelConfig(name="bert_classifier", preset="tiny_bert_random", dropout=0.0), (6,)
+    ),
     "cnn": (config.ModelConfig(name="cnn", filters=(4, 8), units=(8,), dropout=0.0), (8, 8, 1)),
     "efficientnet_lite0": (
         config.ModelConfig(name="efficientnet_lite0", weights="random", units=(), dropout=0.0),
@@ -30,6 +33,7 @@ TINY = {
 # factory classifies into 3 classes (softmax, cross-entropy).
 FORECASTERS = {"gru", "lstm", "temporal_cnn", "transformer_encoder"}
 HORIZON_DAYS = 2
+TEXT = {"bert_classifier"}  # inputs are token ids, not floats
 
 
 def test_every_factory_has_a_tiny_variant():
@@ -42,6 +46,11 @@ def tiny(name):
     keras.utils.set_random_seed(0)
     model_config, shape = TINY[name]
     x = np.random.default_rng(0).normal(size=(4, *shape)).astype("float32")
+    if name in TEXT:  # token ids: [CLS] words [SEP] and padding
+        ids = np.random.default_rng(0).integers(1000, 2000, size=(4, *shape)).astype("int32")
+        ids[:, 0], ids[:, -2], ids[1:, -1] = 101, 102, 0
+        x = {"token_ids": ids, "padding_mask": (ids > 0).astype("int32"),
+             "segment_ids": np.zeros_like(ids)}
     if name in FORECASTERS:
         info = DataInfo(task="forecast", input_shape=shape,
                         preprocessing={"horizon_days": HORIZON_DAYS})
@@ -94,8 +103,11 @@ def test_overfits_one_small_batch(name):
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=loss_name(name))
     first = model.evaluate(x, y, verbose=0)
     # 150 steps on the same batch, as one epoch of 150 copies (per-epoch overhead is seconds)
-    copies = np.tile(x, (150,) + (1,) * (x.ndim - 1)), np.tile(y, (150, 1))
-    model.fit(*copies, epochs=1, batch_size=len(x), shuffle=False, verbose=0)
+    def tile(array):
+        return np.tile(array, (150,) + (1,) * (array.ndim - 1))
+
+    copies = {k: tile(v) for k, v in x.items()} if isinstance(x, dict) else tile(x), tile(y)
+    model.fit(*copies, epochs=1, batch_size=len(y), shuffle=False, verbose=0)
     assert model.evaluate(x, y, verbose=0) < 0.05 < first
 
 
