@@ -117,4 +117,3 @@ def test_generated_defect_set_is_written_once_atomically(tmp_path):
     assert len(paths) == 12 and set(labels) == set(defects.CLASSES)
     with Image.open(files[0]) as image:
         assert image.size == (defects.IMAGE_SIZE, defects.IMAGE_SIZE) and image.mode == "RGB"
-
