@@ -196,7 +196,9 @@ class TuneConfig:
     epoch end), "val_accuracy" or "val_mae" (forecast). `direction` "auto" minimises losses and
     errors and maximises the rest. `max_epochs` caps every trial (Hyperband: the budget of its
     longest trials; 0 keeps `train.epochs`) and becomes `train.epochs` of the best recipe.
-    Hyperband keeps the best 1/`hyperband_factor` of the trials at each round.
+    Hyperband keeps the best 1/`hyperband_factor` of the trials at each round. Trials run in a
+    worker process that a fresh one replaces every `trials_per_process` trials (Keras on
+    TensorFlow keeps memory after every fit); 0 runs them in the search's own process.
     """
 
     space: tuple[SearchParam, ...] = ()
@@ -204,6 +206,7 @@ class TuneConfig:
     direction: str = "auto"
     max_epochs: int = 0
     hyperband_factor: int = 3
+    trials_per_process: int = 10
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,22 @@ def write_json_atomic(path: Path, data) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=_jsonable) + "\n")
 
 
+def save_figure_atomic(figure, path: Path, dpi: int = 110) -> None:
+    """Writes a matplotlib figure as PNG through a temp file and a rename, then closes it."""
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
+    os.close(handle)
+    try:
+        figure.savefig(temp, format="png", dpi=dpi)
+        os.chmod(temp, 0o644)
+        os.replace(temp, path)
+    finally:
+        plt.close(figure)
+        Path(temp).unlink(missing_ok=True)
+
+
 def save_model_atomic(model, path: Path, weights_only: bool = False) -> None:
     """Saves a Keras model (`.keras`) or its weights (`.weights.h5`) via a temp file + rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -270,6 +286,7 @@ class SearchDir(RunDir):
         search.json      tuner kind and trial budget of the search (for --resume)
         tuner/           KerasTuner state: oracle.json, trial_<id>/ (trial.json, checkpoints)
         trials/<id>.json one file per trial: values, epochs, seconds, memory, history
+        trials/<id>.weights.h5  the trial's best epoch (Hyperband continues from it)
         trials.csv, trials.md, trials.png   the summary table and plots
         best_recipe.toml a recipe that extends the searched one with the best values
         best.json        the best trial, its objective, the re-run command
@@ -285,6 +302,9 @@ class SearchDir(RunDir):
 
     def trial_json(self, trial_id: str) -> Path:
         return self.path / "trials" / f"{trial_id}.json"
+
+    def trial_weights(self, trial_id: str) -> Path:
+        return self.path / "trials" / f"{trial_id}.weights.h5"
 
     @property
     def trials_csv(self) -> Path:

@@ -44,9 +44,9 @@ def check_tune(recipe: config.Recipe, tuner: str) -> None:
                           f"choose one of {', '.join(choices)}")
     if tune.direction not in ("auto", "min", "max"):
         raise ConfigError(f"tune.direction={tune.direction!r}; choose 'auto', 'min' or 'max'")
-    if tune.max_epochs < 0 or tune.hyperband_factor < 2:
-        raise ConfigError("tune.max_epochs must be >= 0 (0: train.epochs) and "
-                          "tune.hyperband_factor >= 2")
+    if tune.max_epochs < 0 or tune.trials_per_process < 0 or tune.hyperband_factor < 2:
+        raise ConfigError("tune.max_epochs and tune.trials_per_process must be >= 0 "
+                          "and tune.hyperband_factor >= 2")
     if len(recipe.train.stages) != 1:
         raise ConfigError(f"a search trains one stage, recipe {recipe.name!r} has "
                           f"{len(recipe.train.stages)}; search with --set \"train.stages=[{{}}]\" "

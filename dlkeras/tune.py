@@ -64,22 +64,28 @@ def tune(recipe: config.Recipe, args) -> str:
     """Builds the data once, runs (or resumes) the search and writes its report."""
     import keras
 
-    from dlkeras import tasks, tune_report, tuning
+    from dlkeras import tasks, trial_worker, tune_report, tuning
 
     tasks.check_task(recipe.task)
     train.configure_precision(recipe.train.mixed_precision)
     keras.utils.set_random_seed(recipe.train.seed)
-    cache = tuning.DataCache()
-    datasets = cache.get(recipe)
+    datasets = trial_worker.CACHE.get(recipe)  # reused by trials that run in this process
     train.describe_data(datasets.info)
     search_dir = open_search_dir(recipe, args, datasets.info.fingerprint)
+    if recipe.tune.trials_per_process:
+        del datasets
+        trial_worker.CACHE.clear()  # the workers build their own
     print(describe_plan(recipe, args.tuner, args.trials), flush=True)
-    tuner = tuning.search(args.tuner, recipe, search_dir, args.trials, cache)
-    best = tuner.oracle.get_best_trials(1)
-    if not best:
-        raise RunError(f"no trial of {search_dir.path} finished; see the messages in "
-                       f"{search_dir.tuner_dir}/trial_*/trial.json")
-    defaults = tuning.run_defaults(recipe, cache, search_dir) if args.compare_defaults else None
+    runner = tuning.TrialRunner(recipe.tune.trials_per_process)
+    try:
+        tuner = tuning.search(args.tuner, recipe, search_dir, args.trials, runner)
+        best = tuner.oracle.get_best_trials(1)
+        if not best:
+            raise RunError(f"no trial of {search_dir.path} finished; see the messages in "
+                           f"{search_dir.tuner_dir}/trial_*/trial.json")
+        defaults = tuning.run_defaults(recipe, search_dir, runner) if args.compare_defaults else None
+    finally:
+        runner.close()
     rows = tuning.trial_rows(tuner, search_dir, recipe)
     return tune_report.write(search_dir, recipe, config.load_recipe(args.recipe),
                              recipe_reference(args.recipe), rows, best[0].trial_id, defaults)
@@ -99,7 +105,8 @@ def open_search_dir(recipe: config.Recipe, args, data_fingerprint: str) -> Searc
         if started != args.tuner:
             raise RunError(f"cannot resume {search_dir.path}: it is a {started} search; "
                            f"pass --tuner {started}, or start a new search without --resume")
-        search_dir.check_resumable(recipe, data_fingerprint, ignored=())
+        # trials neither evaluate on the test split nor export: those fields may change
+        search_dir.check_resumable(recipe, data_fingerprint, ignored=("evaluate.", "export."))
         print(f"resuming {search_dir.path}")
     write_json_atomic(search_dir.search_json, {
         "tuner": args.tuner, "trials": args.trials,

@@ -1,6 +1,7 @@
 """python -m dlkeras.tune: two-trial searches per tuner, resume, and the best recipe re-run."""
 
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -8,14 +9,15 @@ import time
 
 import pytest
 
-from dlkeras import config, train, tune, tuning
+from dlkeras import config, train, trial_worker, tune
 from dlkeras.recipes import RECIPES
 from dlkeras.runs import RunDir, SearchDir, read_history
 
 
 def search_args(csv, out, tuner="random", trials=2, *extra):
+    """A tiny search; trials run in the test's process unless `extra` sets trials_per_process."""
     sets = [f"data.path={csv}", "model.units=(8,)", "tune.max_epochs=2",
-            "tune.space.3.values=('(8,)', '(16,)')", *extra]
+            "tune.space.3.values=('(8,)', '(16,)')", "tune.trials_per_process=0", *extra]
     return ["--recipe", "mlp_churn", "--tuner", tuner, "--trials", str(trials), "--out", str(out),
             *[a for s in sets for a in ("--set", s)]]
 
@@ -26,7 +28,7 @@ def latest_search(out) -> SearchDir:
 
 @pytest.fixture(scope="module")
 def random_search(tmp_path_factory):
-    """One finished 2-trial random search on a small churn-like table (shared by two tests)."""
+    """A finished 2-trial random search with trials in a worker process (shared by two tests)."""
     import numpy as np
     import pandas as pd
 
@@ -38,7 +40,8 @@ def random_search(tmp_path_factory):
                           "churn": np.where(tenure < 25, "yes", "no")})
     csv = folder / "customers.csv"
     frame.to_csv(csv, index=False)
-    assert tune.main(search_args(csv, folder / "runs")) == 0
+    assert tune.main(search_args(csv, folder / "runs", "random", 2,
+                                 "tune.trials_per_process=10")) == 0
     return csv, latest_search(folder / "runs")
 
 
@@ -58,10 +61,12 @@ def check_search_outputs(search_dir: SearchDir, trials: int) -> list[dict]:
     return rows
 
 
-def test_random_search_two_trials(random_search):
+def test_random_search_two_trials_in_workers(random_search):
     _, search_dir = random_search
     rows = check_search_outputs(search_dir, 2)
     assert {row["epochs"] for row in rows} <= {"0-1", "0-2"}  # tune.max_epochs caps each trial
+    workers = {json.loads(search_dir.trial_json(row["trial"]).read_text())["pid"] for row in rows}
+    assert len(workers) == 1 and os.getpid() not in workers
 
 
 @pytest.mark.parametrize("tuner, trials", [("bayesian", 2), ("hyperband", 4)])
@@ -77,7 +82,7 @@ def test_other_tuners(tuner, trials, churn_like_csv, tmp_path):
 
 
 def test_interrupted_search_resumes_without_rerunning(churn_like_csv, tmp_path, monkeypatch):
-    original, calls = tuning.fit_trial, []
+    original, calls = trial_worker.fit_trial, []
 
     def interrupted_second_trial(*args, **kwargs):
         calls.append(1)
@@ -85,7 +90,7 @@ def test_interrupted_search_resumes_without_rerunning(churn_like_csv, tmp_path, 
             raise KeyboardInterrupt  # like Ctrl-C in the middle of trial 1
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(tuning, "fit_trial", interrupted_second_trial)
+    monkeypatch.setattr(trial_worker, "fit_trial", interrupted_second_trial)
     with pytest.raises(KeyboardInterrupt):
         tune.main(search_args(churn_like_csv, tmp_path))
     search_dir = latest_search(tmp_path)
@@ -93,7 +98,7 @@ def test_interrupted_search_resumes_without_rerunning(churn_like_csv, tmp_path, 
     written = first.stat().st_mtime_ns
     assert not search_dir.trial_json("1").exists()
     interrupted = json.loads((search_dir.tuner_dir / "trial_1" / "trial.json").read_text())
-    monkeypatch.setattr(tuning, "fit_trial", original)
+    monkeypatch.setattr(trial_worker, "fit_trial", original)
 
     assert tune.main([*search_args(churn_like_csv, tmp_path), "--resume"]) == 0
     assert first.stat().st_mtime_ns == written  # trial 0 was not trained again
@@ -191,7 +196,7 @@ def test_failures_inside_trials_stop_cleanly(raised, message, churn_like_csv, tm
             raise keras_tuner.errors.FailedTrialError("loss became nan")
         raise DataError("column 'x' is missing")
 
-    monkeypatch.setattr(tuning, "fit_trial", failing_fit)
+    monkeypatch.setattr(trial_worker, "fit_trial", failing_fit)
     assert tune.main(search_args(churn_like_csv, tmp_path, "random", 5)) == 2
     error = capsys.readouterr().err
     assert message in error and "Traceback" not in error
