@@ -12,7 +12,13 @@ import json
 import numpy as np
 
 from dlkeras import baselines
-from dlkeras.runs import RunDir, read_history, write_json_atomic, write_text_atomic
+from dlkeras.runs import (
+    RunDir,
+    read_history,
+    save_figure_atomic,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 
 def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray, class_names) -> dict:
@@ -141,9 +147,7 @@ def plot_confusion(matrix, class_names, path) -> None:
             axes.text(column, row, str(count), ha="center", va="center", color=colour, fontsize=8)
     axes.set_title("Confusion matrix (test)")
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save_figure_atomic(figure, path)
 
 
 def plot_history(rows: list[dict], path) -> None:
@@ -166,9 +170,7 @@ def plot_history(rows: list[dict], path) -> None:
         axis.set_title(name)
         axis.legend()
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save_figure_atomic(figure, path)
 
 
 def load_metrics(run_dir: RunDir) -> dict:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from dlkeras.runs import save_figure_atomic
+
 STYLES = {
     "actual": {"color": "black", "linewidth": 2.0},
     "network": {"color": "tab:red", "linewidth": 1.6, "marker": "o", "markersize": 3},
@@ -22,21 +24,8 @@ def _pyplot():
 
 
 def _save(figure, path) -> None:
-    """Writes the PNG through a temp file and a rename, so a kill never leaves half a plot."""
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            figure.tight_layout()
-            figure.savefig(stream, format="png", dpi=110)
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except BaseException:
-        os.unlink(temp)
-        raise
+    figure.tight_layout()
+    save_figure_atomic(figure, path)
 
 
 def forecast_dates(windows, day: int) -> np.ndarray:
@@ -64,7 +53,6 @@ def plot_predictions(windows, forecasts: dict[str, np.ndarray], target: str, pat
         axis.grid(alpha=0.3)
     figure.autofmt_xdate()
     _save(figure, path)
-    plt.close(figure)
 
 
 def plot_residuals(windows, predicted: np.ndarray, target: str, path) -> None:
@@ -89,4 +77,3 @@ def plot_residuals(windows, predicted: np.ndarray, target: str, path) -> None:
     per_day.set_xlabel("horizon day")
     per_day.set_title("residuals per horizon day")
     _save(figure, path)
-    plt.close(figure)

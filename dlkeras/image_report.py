@@ -11,9 +11,10 @@ JAX, PyTorch), so the maps are the same whichever backend trained the model.
 from __future__ import annotations
 
 import os
-import tempfile
 
 import numpy as np
+
+from dlkeras.runs import save_figure_atomic
 
 MAX_MISCLASSIFIED = 16
 GRADCAM_IMAGES = 8
@@ -120,16 +121,7 @@ def save_grid(images, titles, path, title: str, columns: int = 4) -> None:
         axis.set_title(caption, fontsize=8)
     figure.suptitle(title)
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(handle)
-    try:
-        figure.savefig(temp, dpi=100)
-        os.replace(temp, path)
-    finally:
-        plt.close(figure)
-        if os.path.exists(temp):
-            os.remove(temp)
+    save_figure_atomic(figure, path, dpi=100)
 
 
 def _one_per_class(labels: np.ndarray, count: int) -> np.ndarray:

@@ -57,6 +57,22 @@ def write_json_atomic(path: Path, data) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=_jsonable) + "\n")
 
 
+def save_figure_atomic(figure, path: Path, dpi: int = 110) -> None:
+    """Writes a matplotlib figure as PNG through a temp file and a rename, then closes it."""
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
+    os.close(handle)
+    try:
+        figure.savefig(temp, format="png", dpi=dpi)
+        os.chmod(temp, 0o644)
+        os.replace(temp, path)
+    finally:
+        plt.close(figure)
+        Path(temp).unlink(missing_ok=True)
+
+
 def save_model_atomic(model, path: Path, weights_only: bool = False) -> None:
     """Saves a Keras model (`.keras`) or its weights (`.weights.h5`) via a temp file + rename."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -206,8 +206,12 @@ def check_finite_loss(losses: list[float], stage: str) -> None:
 
 def describe_data(info) -> None:
     sizes = " / ".join(f"{n} {name}" for name, n in info.split_sizes.items())
-    classes = ", ".join(info.class_names[:10]) + (" ..." if info.num_classes > 10 else "")
-    print(f"data: {sizes}; {info.num_classes} classes ({classes}); input {info.input_shape}")
+    if info.task == "classification":
+        classes = ", ".join(info.class_names[:10]) + (" ..." if info.num_classes > 10 else "")
+        target = f"{info.num_classes} classes ({classes})"
+    else:
+        target = f"{info.task} of {info.preprocessing.get('horizon_days', '?')} steps"
+    print(f"data: {sizes}; {target}; input {info.input_shape}")
     for note in info.notes:
         print(f"data: {note}")
 

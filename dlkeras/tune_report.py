@@ -8,12 +8,10 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
-import tempfile
 from pathlib import Path
 
 from dlkeras import config, search_space
-from dlkeras.runs import SearchDir, write_json_atomic, write_text_atomic
+from dlkeras.runs import SearchDir, save_figure_atomic, write_json_atomic, write_text_atomic
 
 
 def write(search_dir: SearchDir, recipe: config.Recipe, base: config.Recipe, recipe_ref: str,
@@ -126,8 +124,7 @@ def plot_trials(rows: list[dict], tune: config.TuneConfig, best_trial: str, path
     for axis, param in zip(axes.ravel()[1:], tune.space):
         _plot_param(axis, param, done, tune.objective, best_trial)
     figure.tight_layout()
-    _save_atomic(figure, path)
-    plt.close(figure)
+    save_figure_atomic(figure, path, dpi=100)
 
 
 def _plot_param(axis, param, done, objective, best_trial) -> None:
@@ -154,13 +151,3 @@ def _plot_param(axis, param, done, objective, best_trial) -> None:
     axis.set(xlabel=param.key, ylabel=objective)
 
 
-def _save_atomic(figure, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(handle)
-    try:
-        figure.savefig(temp, dpi=100)
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
