@@ -42,7 +42,7 @@ class DataConfig:
     Image files (`kind="image_folder"`): `path` is a folder with one sub-folder of images per
     class, or a CSV with `image_column` (paths, relative to the CSV) and `label_column`; an
     empty `path` uses the bundled `source` (generated once under `cache_dir`, default
-    $DLKERAS_CACHE_DIR or ~/.cache/dlkeras). Images are resized to `image_size` squared.
+    $DLKERAS_CACHE or ~/.cache/dlkeras). Images are resized to `image_size` squared.
     With `augment`, training batches get flips, rotations, colour jitter and cutout scaled by
     `augment_strength`, plus MixUp when `mixup` (its Beta alpha) and CutMix when `cutmix`
     (its Beta factor) are above 0.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import sys
 
 import numpy as np
 
@@ -122,7 +123,8 @@ def summary_table(report: dict) -> str:
 def _pyplot():
     import matplotlib
 
-    matplotlib.use("Agg")
+    if "ipykernel" not in sys.modules:  # keep inline plots working in notebooks
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from dlkeras.runs import save_figure_atomic
@@ -17,7 +19,8 @@ STYLES = {
 def _pyplot():
     import matplotlib
 
-    matplotlib.use("Agg")
+    if "ipykernel" not in sys.modules:  # keep inline plots working in notebooks
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import sys
 from pathlib import Path
 
 from dlkeras import config, search_space
@@ -97,7 +98,8 @@ def plot_trials(rows: list[dict], tune: config.TuneConfig, best_trial: str, path
     """Objective per trial (colour: epochs trained), then objective against each parameter."""
     import matplotlib
 
-    matplotlib.use("Agg")
+    if "ipykernel" not in sys.modules:  # keep inline plots working in notebooks
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 

@@ -52,7 +52,6 @@ def test_notebook_runs(path, tmp_path, capsys):
         "KERAS_BACKEND": "tensorflow",
         "DLKERAS_NOTEBOOK_SMALL": "1",
         "DLKERAS_CACHE": cache,  # generated presets (tiny encoders)
-        "DLKERAS_CACHE_DIR": cache,  # generated image sets
         "TF_CPP_MIN_LOG_LEVEL": "3",
     }
     # No kernel folders: "python3" is then ipykernel's own kernel on this interpreter

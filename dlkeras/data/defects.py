@@ -39,8 +39,10 @@ NOTE = (
 
 
 def default_cache_dir() -> Path:
-    """$DLKERAS_CACHE_DIR, else ~/.cache/dlkeras."""
-    return Path(os.environ.get("DLKERAS_CACHE_DIR") or Path.home() / ".cache" / "dlkeras")
+    """$DLKERAS_CACHE, else ~/.cache/dlkeras (shared with the generated presets)."""
+    from dlkeras.presets import cache_dir
+
+    return cache_dir()
 
 
 def ensure_dataset(cache_dir: str | Path = "", per_class: int = DEFAULT_PER_CLASS) -> Path:

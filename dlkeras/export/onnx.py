@@ -18,12 +18,12 @@ def lower_for_onnx(model):
 
     config = model.get_config()
     lowered, count = _replace_gelu(config, keras.saving.serialize_keras_object(gelu_erf))
-    if not count:
-        return model
-    copy = model.__class__.from_config(lowered)
-    copy.set_weights(model.get_weights())
-    copy(keras.tree.map_structure(_zeros_like_input, copy.input))  # exporters want a called model
-    return copy
+    if count:
+        copy = model.__class__.from_config(lowered)
+        copy.set_weights(model.get_weights())
+        model = copy
+    model(keras.tree.map_structure(_zeros_like_input, model.input))  # exporters want a called model
+    return model
 
 
 def _zeros_like_input(tensor):

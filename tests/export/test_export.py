@@ -76,6 +76,12 @@ def test_failing_gate_is_reported_and_kept_apart(trained, tmp_path, monkeypatch)
     assert "SOME FORMATS FAILED" in (Path(report["folder"]) / "export_summary.md").read_text()
 
 
+def test_a_single_format_exports_on_its_own(trained, tmp_path):
+    report = export.export_run(trained["mlp_churn"], ["onnx"], tmp_path, parity_limit=16,
+                               latency_seconds=0.01)
+    assert report["passed"] and list(report["formats"]) == ["onnx"]
+
+
 def test_recurrent_models_refuse_int8_before_any_work(trained, tmp_path):
     with pytest.raises(ConfigError, match="tflite_int8: full-integer TFLite cannot calibrate recurrent"):
         export.export_run(trained["lstm_sales"], ["onnx", "tflite_int8"], tmp_path)
