@@ -55,5 +55,6 @@ SMOKE = [
     "data.max_examples=160",
     "data.batch_size=16",
     "train.stages.0.epochs=2",
+    "train.epochs=1",
     "train.stages.1.learning_rate=1e-3",  # a random tiny encoder needs a brisk rate to move
 ]
