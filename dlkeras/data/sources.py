@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from dlkeras.data.checks import check_file
-from dlkeras.errors import DataError
+from dlkeras.errors import ConfigError, DataError
 
 TABLE_READERS = {
     ".csv": "read_csv",
@@ -39,6 +39,16 @@ def load_table(path: str | Path):
     if frame.empty:
         raise DataError(f"{path} holds no rows; check the file")
     return frame.reset_index(drop=True)
+
+
+def load_frame(config):
+    """The raw table of a recipe's data: the user's file when `data.path` is set, else the
+    bundled `data.source`; returns (frame, a description of where it came from)."""
+    if config.path:
+        return load_table(config.path), str(config.path)
+    if not config.source:
+        raise ConfigError("set data.path=FILE (CSV/TSV/JSONL/Parquet) or data.source to a bundled table")
+    return load_bundled_table(config.source), f"bundled table {config.source!r}"
 
 
 # === Bundled tables ===

@@ -69,15 +69,6 @@ class TabularPreprocessor:
         return cls(numeric, {k: list(v) for k, v in data["categorical"].items()})
 
 
-def load_frame(config):
-    """The raw table: the user's file when `data.path` is set, else the bundled source."""
-    if config.path:
-        return sources.load_table(config.path), config.path
-    if not config.source:
-        raise ConfigError("set data.path=FILE (CSV/JSONL/Parquet) or data.source to a bundled table")
-    return sources.load_bundled_table(config.source), f"bundled table {config.source!r}"
-
-
 def select_columns(frame, config, where: str) -> tuple[list[str], list[str]]:
     """Feature columns split into numeric and categorical, after checking they exist."""
     checks.check_columns(frame, [config.label_column], where, "data.label_column")
@@ -117,7 +108,7 @@ def clean_rows(frame, config, features: list[str], where: str, notes: list[str])
 
 def build(config, seed: int) -> Datasets:
     """Reads, checks, splits (stratified), fits the preprocessor on train, and batches."""
-    frame, where = load_frame(config)
+    frame, where = sources.load_frame(config)
     numeric, categorical = select_columns(frame, config, where)
     notes: list[str] = []
     frame = clean_rows(frame, config, numeric + categorical, where, notes)

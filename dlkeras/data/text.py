@@ -23,16 +23,7 @@ from dlkeras.data import (
     splits,
     tokenize,
 )
-from dlkeras.errors import ConfigError, DataError
-
-
-def load_frame(config):
-    """The raw table (user file or bundled source) and a description of where it came from."""
-    if config.path:
-        return sources.load_table(config.path), config.path
-    if not config.source:
-        raise ConfigError("set data.path=FILE (CSV/JSONL/Parquet) or data.source to a bundled table")
-    return sources.load_bundled_table(config.source), f"bundled table {config.source!r}"
+from dlkeras.errors import DataError
 
 
 def clean(frame, config, where: str, notes: list[str]):
@@ -104,7 +95,7 @@ def drop_unknown_labels(parts: dict, label_column: str, class_names, notes: list
 
 def build(config, seed: int, preset: str) -> Datasets:
     """Reads, checks, splits and tokenizes; see the module docstring."""
-    frame, where = load_frame(config)
+    frame, where = sources.load_frame(config)
     notes: list[str] = []
     frame = deduplicate(clean(frame, config, where, notes), config.text_column, where, notes)
     parts = split_frame(frame, config, seed, notes)

@@ -64,15 +64,6 @@ def series_settings(config) -> dict:
     return settings
 
 
-def load_frame(config):
-    """The raw table: the user's file when `data.path` is set, else the bundled source."""
-    if config.path:
-        return sources.load_table(config.path), str(config.path)
-    if not config.source:
-        raise ConfigError("set data.path=FILE (CSV/Parquet with a date column) or data.source")
-    return sources.load_bundled_table(config.source), f"bundled table {config.source!r}"
-
-
 def prepare_series(frame, settings: dict, where: str, notes: list[str]):
     """A regular daily DataFrame (DatetimeIndex) of the target then the covariates, as floats.
 
@@ -264,7 +255,7 @@ def split_windows(series, features, span, settings: dict) -> Split:
 def build(config, seed: int) -> Datasets:
     """Reads and checks the series, splits it in time, scales on train and windows each split."""
     settings = series_settings(config)
-    frame, where = load_frame(config)
+    frame, where = sources.load_frame(config)
     notes: list[str] = []
     series = prepare_series(frame, settings, where, notes)
     spans = dict(zip(("train", "val", "test"),
