@@ -120,11 +120,13 @@ def test_predict_takes_raw_inputs_for_every_format(exported, tmp_path, capsys):
     from dlkeras.data.sources import load_wa_churn
 
     load_wa_churn().head(4).to_csv(rows, index=False)
-    for format_name in ("keras", *export.FORMATS):
+    for format_name in ("keras", *exported["bert_tickets"]["formats"]):
         text = predict_here(capsys, text_folder / file_of(format_name), "lost my bag", "great crew")
         assert "2 input(s)" in text and text.count("[") == 2
+    for format_name in ("keras", *exported["mlp_churn"]["formats"]):
         table = predict_here(capsys, table_folder / file_of(format_name), "--input", str(rows))
         assert "4 input(s)" in table and ("Yes" in table or "No" in table)
+    assert {"tflite_int8", "onnx", "saved_model"} <= set(exported["mlp_churn"]["formats"])
 
 
 def test_predict_classifies_image_files(exported, tmp_path, cli):
