@@ -65,15 +65,17 @@ def run_keras(folder: Path, steps: int) -> float:
     """dlkeras' model, optimizer and loss, trained with `fit` over the saved batches."""
     import keras
 
-    from dlkeras import config, models, optim, tasks
+    from dlkeras import config, models, tasks
     from dlkeras.data import DataInfo
+    from dlkeras.engine import optimizers
 
     recipe = config.load_recipe("bert_tickets")
     batches = load_batches(folder, steps)
     info = DataInfo(task="classification", input_shape=(None,), num_classes=batches[0][2].shape[1])
     model = models.build(recipe.model, info)
-    model.compile(optimizer=optim.build_optimizer(recipe.train, 5e-5, 2 * steps),
-                  loss=tasks.build_loss(recipe), metrics=tasks.build_metrics(recipe))
+    task = tasks.get(recipe.task)
+    model.compile(optimizer=optimizers.build_optimizer(recipe.train, 5e-5, 2 * steps),
+                  loss=task.build_loss(recipe), metrics=task.build_metrics())
 
     def generator():
         for ids, mask, labels in batches:

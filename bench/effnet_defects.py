@@ -54,7 +54,8 @@ def worker(images: int, epochs: int) -> dict:
         def on_epoch_end(self, epoch, logs=None):
             self.seconds.append(time.perf_counter() - self.started)
 
-    from dlkeras import config, data, models, optim, tasks
+    from dlkeras import config, data, models, tasks
+    from dlkeras.engine import optimizers, stages
 
     recipe = config.apply_overrides(config.load_recipe("effnet_defects"),
                                     [f"data.max_examples={images}"])
@@ -70,11 +71,12 @@ def worker(images: int, epochs: int) -> dict:
     result = {"train_images": count, "pipeline": count * epochs / (time.perf_counter() - started)}
     model = models.build(recipe.model, datasets.info)
     for stage in config.stage_plan(recipe.train):
-        optim.set_trainable(model, stage.trainable)
+        stages.set_trainable(model, stage.trainable)
         steps = int(datasets.train.cardinality()) * (epochs + 1)
-        model.compile(optimizer=optim.build_optimizer(recipe.train, stage.learning_rate, steps,
+        task = tasks.get(recipe.task)
+        model.compile(optimizer=optimizers.build_optimizer(recipe.train, stage.learning_rate, steps,
                                                       stage.backbone_learning_rate),
-                      loss=tasks.build_loss(recipe), metrics=tasks.build_metrics(recipe))
+                      loss=task.build_loss(recipe), metrics=task.build_metrics())
         timer = EpochTimer()
         model.fit(datasets.train, epochs=epochs + 1, callbacks=[timer], verbose=0)
         result[stage.name] = count * epochs / sum(timer.seconds[1:])

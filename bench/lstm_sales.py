@@ -51,14 +51,16 @@ def worker(args) -> dict:
     """Trains the recipe for `args.epochs` epochs and times each; tries the exports."""
     import keras
 
-    from dlkeras import config, data, models, optim, tasks
+    from dlkeras import config, data, models, tasks
+    from dlkeras.engine import optimizers
 
     recipe = config.apply_overrides(config.load_recipe("lstm_sales"), [f"model.name={args.model}"])
     keras.utils.set_random_seed(recipe.train.seed)
     datasets = data.build(recipe.data, recipe.train.seed)
     model = models.build(recipe.model, datasets.info)
-    model.compile(optimizer=optim.build_optimizer(recipe.train, recipe.train.learning_rate, 0),
-                  loss=tasks.build_loss(recipe), metrics=tasks.build_metrics(recipe))
+    task = tasks.get(recipe.task)
+    model.compile(optimizer=optimizers.build_optimizer(recipe.train, recipe.train.learning_rate, 0),
+                  loss=task.build_loss(recipe), metrics=task.build_metrics())
     seconds: list[float] = []
 
     class EpochTimer(keras.callbacks.Callback):

@@ -170,6 +170,9 @@ class ExportConfig:
     formats: tuple[str, ...] = ("saved_model", "tflite", "tflite_dynamic", "tflite_int8", "onnx")
 
 
+SEARCH_KINDS = ("float", "log_float", "int", "choice")
+
+
 @dataclass(frozen=True)
 class SearchParam:
     """One searched hyperparameter: a dotted recipe key and the values it may take.
@@ -245,7 +248,7 @@ def load_recipe(name_or_path: str) -> Recipe:
 
     if name_or_path not in RECIPES:
         raise ConfigError(
-            f"unknown recipe {name_or_path!r}{_suggest(name_or_path, RECIPES)}; "
+            f"unknown recipe {name_or_path!r}{suggest(name_or_path, RECIPES)}; "
             f"bundled recipes: {', '.join(sorted(RECIPES))}, or pass a path to a .toml recipe"
         )
     return load_recipe_module(name_or_path).RECIPE
@@ -274,16 +277,16 @@ def load_toml_recipe(path: Path) -> Recipe:
     base = load_recipe(str(base_name))
     document.setdefault("name", path.stem)
     try:
-        return apply_settings(base, dict(_flatten(document)))
+        return apply_settings(base, dict(flatten(document)))
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}") from None
 
 
-def _flatten(table: dict, prefix: str = ""):
+def flatten(table: dict, prefix: str = ""):
     for key, value in table.items():
         dotted = f"{prefix}{key}"
         if isinstance(value, dict):
-            yield from _flatten(value, dotted + ".")
+            yield from flatten(value, dotted + ".")
         else:
             yield dotted, value
 
@@ -305,7 +308,7 @@ def apply_overrides(recipe: Recipe, overrides: typing.Iterable[str]) -> Recipe:
         key, separator, raw = text.partition("=")
         if not separator or not key.strip():
             raise ConfigError(f"override {text!r} must look like key=value, e.g. train.epochs=3")
-        settings[key.strip()] = _parse_value(raw.strip())
+        settings[key.strip()] = parse_value(raw.strip())
     return apply_settings(recipe, settings)
 
 
@@ -316,7 +319,8 @@ def apply_settings(recipe: Recipe, settings: dict[str, object]) -> Recipe:
     return recipe
 
 
-def _parse_value(raw: str) -> object:
+def parse_value(raw: str) -> object:
+    """A value as `--set` reads it: a Python literal, else the bare string."""
     try:
         return ast.literal_eval(raw)
     except (ValueError, SyntaxError):
@@ -336,14 +340,14 @@ def _set_path(obj, parts: list[str], value, key: str):
         raise ConfigError(f"unknown key {key!r}: {type(obj).__name__} has no field {head!r}")
     names = [f.name for f in dataclasses.fields(obj)]
     if head not in names:
-        raise ConfigError(f"unknown key {key!r}{_suggest(head, names, key, parts)}")
+        raise ConfigError(f"unknown key {key!r}{suggest(head, names, key, parts)}")
     hint = typing.get_type_hints(type(obj))[head]
     current = getattr(obj, head)
     new = _set_path(current, rest, value, key) if rest else coerce(value, hint, key)
     return dataclasses.replace(obj, **{head: new})
 
 
-def _suggest(word: str, options, key: str | None = None, parts: list[str] | None = None) -> str:
+def suggest(word: str, options, key: str | None = None, parts: list[str] | None = None) -> str:
     matches = difflib.get_close_matches(word, list(options), n=3, cutoff=0.5)
     if not matches:
         return ""
@@ -382,7 +386,7 @@ def coerce(value, hint, key: str):
         if not isinstance(value, dict):
             raise ConfigError(f"{key} expects a table of {hint.__name__} fields, got {value!r}")
         base = hint()
-        return apply_settings(base, {k: v for k, v in _flatten(value)})
+        return apply_settings(base, {k: v for k, v in flatten(value)})
     if hint is bool:
         if isinstance(value, bool):
             return value
@@ -411,14 +415,14 @@ def to_dict(recipe: Recipe) -> dict:
 def from_dict(data: dict) -> Recipe:
     """Rebuilds a recipe written by `to_dict` (e.g. a run's recipe.json)."""
     name = data["name"]
-    settings = {k: v for k, v in _flatten({k: v for k, v in data.items() if k != "name"})}
+    settings = {k: v for k, v in flatten({k: v for k, v in data.items() if k != "name"})}
     return apply_settings(Recipe(name=name), settings)
 
 
 def differences(old: Recipe, new: Recipe) -> list[str]:
     """Human-readable `key: old -> new` lines for every field that differs."""
-    before = dict(_flatten(to_dict(old)))
-    after = dict(_flatten(to_dict(new)))
+    before = dict(flatten(to_dict(old)))
+    after = dict(flatten(to_dict(new)))
     return [
         f"{key}: {before.get(key)!r} -> {after.get(key)!r}"
         for key in sorted(set(before) | set(after))

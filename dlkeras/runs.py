@@ -26,7 +26,6 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from importlib import metadata
@@ -34,64 +33,9 @@ from pathlib import Path
 
 from dlkeras import config
 from dlkeras.errors import RunError
+from dlkeras.io import write_json_atomic
 
 PACKAGES = ("keras", "tensorflow", "keras-hub", "jax", "torch", "numpy", "scikit-learn")
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Writes `text` to `path` through a temp file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomic(path: Path, data) -> None:
-    """Writes JSON atomically (see `write_text_atomic`)."""
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=_jsonable) + "\n")
-
-
-def save_figure_atomic(figure, path: Path, dpi: int = 110) -> None:
-    """Writes a matplotlib figure as PNG through a temp file and a rename, then closes it."""
-    import matplotlib.pyplot as plt
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(handle)
-    try:
-        figure.savefig(temp, format="png", dpi=dpi)
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    finally:
-        plt.close(figure)
-        Path(temp).unlink(missing_ok=True)
-
-
-def save_model_atomic(model, path: Path, weights_only: bool = False) -> None:
-    """Saves a Keras model (`.keras`) or its weights (`.weights.h5`) via a temp file + rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = ".weights.h5" if weights_only else ".keras"
-    temp = path.with_name(f".tmp-{os.getpid()}-{path.name.split('.')[0]}{suffix}")
-    try:
-        if weights_only:
-            model.save_weights(temp)
-        else:
-            model.save(temp)
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
-
-
-def _jsonable(value):
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return str(value)
 
 
 def read_history(path: Path) -> list[dict]:
@@ -200,6 +144,23 @@ class RunDir:
                 f"or pass --resume RUN_DIR naming a directory that holds recipe.json"
             )
         return cls(path.resolve())
+
+    @classmethod
+    def load_finished(cls, path: Path) -> tuple[RunDir, config.Recipe]:
+        """A finished run (recipe.json, preprocessing.json, model.keras) and its recipe.
+
+        Raises:
+            RunError: a file of a finished run is missing.
+        """
+        run = cls(Path(path).resolve())
+        needed = (run.recipe_json, run.preprocessing_json, run.model_file)
+        missing = [p.name for p in needed if not p.is_file()]
+        if missing:
+            raise RunError(
+                f"{path} is not a finished run (missing {', '.join(missing)}); train it first, or "
+                "pass a directory written by python -m dlkeras.train, e.g. runs/latest/<recipe>"
+            )
+        return run, config.from_dict(json.loads(run.recipe_json.read_text()))
 
     def point_latest(self, out: Path, recipe_name: str) -> None:
         """Atomically points runs/latest/<recipe> at this run."""

@@ -4,7 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from dlkeras import config, discriminative, optim
+from dlkeras import config
+from dlkeras.engine import discriminative, optimizers
 from dlkeras.errors import ConfigError
 
 
@@ -20,7 +21,7 @@ def test_backbone_updates_are_scaled(optimizer):
     train = config.TrainConfig(optimizer=optimizer, schedule="constant", weight_decay=0.0)
     keras.utils.set_random_seed(0)
     model = two_part_model()
-    model.compile(optim.build_optimizer(train, 1e-2, 10, backbone_learning_rate=1e-4),
+    model.compile(optimizers.build_optimizer(train, 1e-2, 10, backbone_learning_rate=1e-4),
                   "categorical_crossentropy")
     before = [np.copy(w) for w in model.trainable_weights]
     x, y = np.ones((4, 3), "float32"), np.eye(2, dtype="float32")[[0, 1, 0, 0]]
@@ -37,5 +38,5 @@ def test_optimizer_round_trips_through_its_config_and_rejects_bad_rates():
     restored = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
     assert type(restored) is discriminative.DiscriminativeAdamW and restored.backbone_scale == 0.01
     with pytest.raises(ConfigError, match="backbone_learning_rate"):
-        optim.build_optimizer(config.TrainConfig(), 0.0, 10, backbone_learning_rate=1e-5)
-    assert type(optim.build_optimizer(config.TrainConfig(), 1e-3, 10)) is keras.optimizers.AdamW
+        optimizers.build_optimizer(config.TrainConfig(), 0.0, 10, backbone_learning_rate=1e-5)
+    assert type(optimizers.build_optimizer(config.TrainConfig(), 1e-3, 10)) is keras.optimizers.AdamW

@@ -6,24 +6,26 @@ import math
 import numpy as np
 import pytest
 
-from dlkeras import config, forecast, train
+from dlkeras import config
 from dlkeras.data import timeseries
+from dlkeras.engine.run import train_recipe
 from dlkeras.errors import ConfigError
 from dlkeras.runs import read_history
+from dlkeras.tasks import forecast, forecast_baselines
 
 
 def test_baselines_on_a_hand_made_series():
     # two windows of 14 input days; values = day numbers, so each forecast names its source day
     history = np.array([np.arange(1, 15), np.arange(101, 115)], dtype=float)
-    np.testing.assert_array_equal(forecast.last_value(history, 3), [[14, 14, 14], [114, 114, 114]])
+    np.testing.assert_array_equal(forecast_baselines.last_value(history, 3), [[14, 14, 14], [114, 114, 114]])
     # day 15 is the weekday of day 8, day 16 of day 9, ...; day 22 wraps to day 8 again
-    seasonal = forecast.seasonal_naive(history, 9)
+    seasonal = forecast_baselines.seasonal_naive(history, 9)
     np.testing.assert_array_equal(seasonal[0], [8, 9, 10, 11, 12, 13, 14, 8, 9])
     np.testing.assert_array_equal(seasonal[1], [108, 109, 110, 111, 112, 113, 114, 108, 109])
     weekly = np.tile([5.0, 1, 1, 1, 1, 1, 9], 3)[None]  # a perfectly weekly series
-    np.testing.assert_array_equal(forecast.seasonal_naive(weekly[:, :14], 7), weekly[:, 14:])
+    np.testing.assert_array_equal(forecast_baselines.seasonal_naive(weekly[:, :14], 7), weekly[:, 14:])
     with pytest.raises(ConfigError, match="not forecast baselines.*last_value"):
-        forecast.run_baselines(["logistic_regression"], history, 3)
+        forecast_baselines.run_baselines(["logistic_regression"], history, 3)
 
 
 def test_metrics_by_hand_and_mape_is_safe_with_zero_actuals():
@@ -61,7 +63,7 @@ def csv_recipe(path, model_name):
 @pytest.mark.parametrize("model_name", ["gru", "temporal_cnn", "transformer_encoder"])
 def test_smoke_run_of_each_model_type(model_name, daily_sales_csv, tmp_path):
     recipe = csv_recipe(daily_sales_csv, model_name)
-    run_dir, report = train.train(recipe, tmp_path / "runs")
+    run_dir, report = train_recipe(recipe, tmp_path / "runs")
     for name in ("predictions.png", "residuals.png", "curves.png", "summary.md",
                  "test_forecasts.csv"):
         assert (run_dir.report_dir / name).is_file(), name

@@ -5,7 +5,7 @@ import numpy as np
 
 
 def test_overlay_and_one_per_class():
-    from dlkeras.image_report import _one_per_class, overlay
+    from dlkeras.tasks.image_report import _one_per_class, overlay
 
     image = np.zeros((8, 8, 3), np.float32)
     blended = overlay(image, np.array([[0.0, 1.0], [0.5, 0.0]]))

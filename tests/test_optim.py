@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from dlkeras import config, optim
+from dlkeras import config
+from dlkeras.engine import optimizers, stages
 from dlkeras.errors import ConfigError
 
 
@@ -13,7 +14,7 @@ def train_config(*overrides):
 
 
 def test_optimizer_settings_are_applied():
-    optimizer = optim.build_optimizer(
+    optimizer = optimizers.build_optimizer(
         train_config("train.clipnorm=1.0", "train.gradient_accumulation_steps=4",
                      "train.weight_decay=0.05", "train.schedule=warmup_cosine",
                      "train.warmup_fraction=0.1"),
@@ -36,7 +37,7 @@ def test_optimizer_settings_are_applied():
 ])
 def test_bad_optimizer_settings(override, message):
     with pytest.raises(ConfigError, match=message):
-        optim.build_optimizer(train_config(override), 1e-3, 10)
+        optimizers.build_optimizer(train_config(override), 1e-3, 10)
 
 
 def test_gradient_accumulation_trains_like_a_bigger_batch():
@@ -51,7 +52,7 @@ def test_gradient_accumulation_trains_like_a_bigger_batch():
         model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, name="dense")])
         train = train_config("train.optimizer=sgd", "train.schedule=constant",
                              f"train.gradient_accumulation_steps={accumulation}")
-        model.compile(optimizer=optim.build_optimizer(train, 0.01, 10), loss="mse")
+        model.compile(optimizer=optimizers.build_optimizer(train, 0.01, 10), loss="mse")
         model.fit(x, y, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
         return model.get_weights()[0]
 
@@ -70,20 +71,20 @@ def test_set_trainable_head_and_top_layers():
     x = keras.layers.Dense(8, name="block2_dense")(x)
     x = keras.layers.Dense(8, name="block3_dense")(x)
     model = keras.Model(inputs, keras.layers.Dense(2, name="head_output")(x))
-    optim.set_trainable(model, "head")
+    stages.set_trainable(model, "head")
     assert [w.path for w in model.trainable_weights] == ["head_output/kernel", "head_output/bias"]
-    optim.set_trainable(model, "top:2")
+    stages.set_trainable(model, "top:2")
     assert {w.path.split("/")[0] for w in model.trainable_weights} == {"block3_dense", "head_output"}
-    optim.set_trainable(model, "all")
+    stages.set_trainable(model, "all")
     assert len(model.trainable_weights) == 8
     with pytest.raises(ConfigError, match="use 'all', 'head' or 'top:N'"):
-        optim.set_trainable(model, "bottom")
+        stages.set_trainable(model, "bottom")
 
 
 def test_mixed_precision_is_skipped_on_cpu(capsys):
     import keras
 
-    from dlkeras.train import configure_precision
+    from dlkeras.engine.backend import configure_precision
 
     configure_precision(True)
     assert "no GPU found" in capsys.readouterr().out

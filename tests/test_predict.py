@@ -6,7 +6,8 @@ import sys
 import numpy as np
 import pandas as pd
 
-from dlkeras import config, predict, train
+from dlkeras import config, predict
+from dlkeras.engine.run import train_recipe
 
 
 def forecast_lines(output: str) -> pd.Series:
@@ -21,7 +22,7 @@ def test_forecast_from_the_run_and_from_a_file(daily_sales_csv, tmp_path, capsys
         "data.target_column=sales", "data.covariate_columns=('promotion',)", "data.input_days=10",
         "train.epochs=1", "callbacks.tensorboard=false",
     ])
-    run_dir, _ = train.train(recipe, tmp_path / "runs")
+    run_dir, _ = train_recipe(recipe, tmp_path / "runs")
     capsys.readouterr()
 
     assert predict.main(["--run", str(run_dir.path)]) == 0

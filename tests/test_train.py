@@ -7,7 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from dlkeras import config, train
+from dlkeras import config
+from dlkeras.engine.run import train_recipe
 from dlkeras.recipes import RECIPES
 from dlkeras.runs import RunDir, read_history
 
@@ -25,7 +26,7 @@ TASK_FILES = {
 def test_recipe_smoke_run(name, tmp_path, model_spy):
     module = config.load_recipe_module(name)
     recipe = config.apply_overrides(module.RECIPE, module.SMOKE)
-    run_dir, report = train.train(recipe, tmp_path)
+    run_dir, report = train_recipe(recipe, tmp_path)
     assert report["summary"].startswith(f"Test split of {name}")
 
     for relative in RUN_FILES + TASK_FILES[recipe.task]:
@@ -59,7 +60,7 @@ def test_two_stage_training_freezes_then_unfreezes(tmp_path, model_spy):
         "train.stages=[{'name': 'head', 'trainable': 'head'}, "
         "{'name': 'all', 'learning_rate': 1e-4}]",
     ])
-    run_dir, _ = train.train(recipe, tmp_path)
+    run_dir, _ = train_recipe(recipe, tmp_path)
     model, initial = model_spy["model"], model_spy["initial"]
 
     def weights_after(stage):

@@ -9,9 +9,11 @@ import time
 
 import pytest
 
-from dlkeras import config, train, trial_worker, tune
+from dlkeras import config, train, validate
 from dlkeras.recipes import RECIPES
 from dlkeras.runs import RunDir, SearchDir, read_history
+from dlkeras.tune import __main__ as tune
+from dlkeras.tune import worker as trial_worker
 
 
 def search_args(csv, out, tuner="random", trials=2, *extra):
@@ -133,7 +135,8 @@ def test_best_recipe_reruns_through_train(random_search, tmp_path, cli):
     # The printed command resolves to the same recipe as the TOML file.
     command = shlex.split(best["command"])
     assert command[:3] == ["python", "-m", "dlkeras.train"]
-    assert train.resolve_recipe(train.parse_args(command[3:])) == config.apply_settings(
+    args = train.parse_args(command[3:])
+    assert validate.resolve_recipe(args.recipe, args.overrides) == config.apply_settings(
         recipe, {"name": "mlp_churn"})
 
     result = cli(["--recipe", str(search_dir.best_recipe_toml), "--out", str(tmp_path)])
@@ -159,7 +162,7 @@ def test_search_space_errors_exit_cleanly(override, message, capsys):
 
 @pytest.mark.parametrize("name", sorted(RECIPES))
 def test_every_declared_search_space_is_valid(name):
-    from dlkeras import search_space
+    from dlkeras.tune import space as search_space
 
     recipe = config.load_recipe(name)
     if recipe.tune.space:

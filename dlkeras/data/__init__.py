@@ -1,14 +1,40 @@
-"""Data pipelines: `build(recipe) -> Datasets` picks the pipeline named by `data.kind`."""
+"""Data pipelines: `build(recipe) -> Datasets` picks the pipeline named by `data.kind`.
+
+KINDS holds one entry per data kind: the module that owns its training pipeline and its
+inference-time conversion of raw inputs, the tasks it serves and its bundled sources.
+"""
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from dlkeras.data import sources
 from dlkeras.errors import ConfigError
+
+MISSING_RULES = ("error", "drop")  # data.missing: rows with empty values fail, or are dropped
+
+
+@dataclass(frozen=True)
+class DataKind:
+    """One data kind: its pipeline module, the tasks it serves, its bundled sources."""
+
+    module: str
+    tasks: tuple[str, ...]
+    sources: tuple[str, ...]
+
+
+TABLES = tuple(sources.BUNDLED_TABLES)
+KINDS = {
+    "tabular": DataKind("dlkeras.data.tabular", ("classification",), TABLES),
+    "images": DataKind("dlkeras.data.images", ("classification",), tuple(sources.BUNDLED_IMAGES)),
+    "image_folder": DataKind("dlkeras.data.image_files", ("classification",),
+                             sources.BUNDLED_IMAGE_FOLDERS),
+    "text": DataKind("dlkeras.data.text", ("classification",), TABLES),
+    "timeseries": DataKind("dlkeras.data.timeseries", ("forecast",), TABLES),
+}
 
 
 @dataclass
@@ -56,19 +82,12 @@ def build(data_config, seed: int, preset: str = "") -> Datasets:
         DataError: the data is missing or malformed (message says what to fix).
         ConfigError: `data.kind` names no pipeline.
     """
-    from dlkeras.data import image_files, images, tabular, text, timeseries
+    import importlib
 
-    builders = {
-        "tabular": tabular.build,
-        "images": images.build,
-        "image_folder": image_files.build,
-        "text": functools.partial(text.build, preset=preset),
-        "timeseries": timeseries.build,
-    }
-    kind = data_config.kind
-    if kind not in builders:
-        raise ConfigError(f"data.kind={kind!r} is not a pipeline; choose one of {sorted(builders)}")
-    return builders[kind](data_config, seed)
+    if data_config.kind not in KINDS:
+        raise ConfigError(f"data.kind={data_config.kind!r} is not a pipeline; choose one of {sorted(KINDS)}")
+    module = importlib.import_module(KINDS[data_config.kind].module)
+    return module.build(data_config, seed, preset=preset)
 
 
 def fingerprint(*parts) -> str:

@@ -34,11 +34,10 @@ from dlkeras.data import (
 )
 from dlkeras.errors import DataError
 
-BUNDLED = ("synthetic_defects",)
 NATIVE_FORMATS = ("JPEG", "PNG", "GIF", "BMP")  # what tf.io.decode_image reads
 
 
-def build(config, seed: int) -> Datasets:
+def build(config, seed: int, preset: str = "") -> Datasets:
     """Lists, checks, splits (stratified) and streams the images of `config`."""
     paths, labels, where = list_examples(config)
     if config.max_examples and config.path and len(paths) > config.max_examples:
@@ -86,9 +85,10 @@ def build(config, seed: int) -> Datasets:
 def list_examples(config) -> tuple[np.ndarray, np.ndarray, str]:
     """(paths, label names, description) from `data.path` or the bundled generated set."""
     if not config.path:
-        if config.source not in BUNDLED:
+        if config.source not in sources.BUNDLED_IMAGE_FOLDERS:
             raise DataError(f"unknown bundled image source {config.source!r}; choose one of "
-                            f"{list(BUNDLED)} or --set data.path=FOLDER (one sub-folder per class)")
+                            f"{list(sources.BUNDLED_IMAGE_FOLDERS)} or --set data.path=FOLDER "
+                            "(one sub-folder per class)")
         per_class = -(-config.max_examples // len(defects.CLASSES)) if config.max_examples else None
         folder = defects.ensure_dataset(config.cache_dir, per_class or defects.DEFAULT_PER_CLASS)
         return (*list_folder(folder), f"generated set {folder}")

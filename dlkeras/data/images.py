@@ -45,7 +45,7 @@ def build_augment(strength: float, seed: int):
     return augment
 
 
-def build(config, seed: int) -> Datasets:
+def build(config, seed: int, preset: str = "") -> Datasets:
     """Loads, checks, splits (stratified) and batches image arrays."""
     images, raw_labels = sources.load_image_arrays(config.source, config.path)
     where = config.path or f"bundled image set {config.source!r}"

@@ -142,6 +142,8 @@ def load_sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 BUNDLED_IMAGES = {"mnist_5000": load_mnist_5000, "sklearn_digits": load_sklearn_digits}
+# Image folders generated on first use (see `defects`).
+BUNDLED_IMAGE_FOLDERS = ("synthetic_defects",)
 
 
 def load_image_arrays(source: str, path: str) -> tuple[np.ndarray, np.ndarray]:

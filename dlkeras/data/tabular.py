@@ -106,7 +106,7 @@ def clean_rows(frame, config, features: list[str], where: str, notes: list[str])
     return frame.reset_index(drop=True)
 
 
-def build(config, seed: int) -> Datasets:
+def build(config, seed: int, preset: str = "") -> Datasets:
     """Reads, checks, splits (stratified), fits the preprocessor on train, and batches."""
     frame, where = sources.load_frame(config)
     numeric, categorical = select_columns(frame, config, where)

@@ -93,7 +93,7 @@ def drop_unknown_labels(parts: dict, label_column: str, class_names, notes: list
     return parts
 
 
-def build(config, seed: int, preset: str) -> Datasets:
+def build(config, seed: int, preset: str = "") -> Datasets:
     """Reads, checks, splits and tokenizes; see the module docstring."""
     frame, where = sources.load_frame(config)
     notes: list[str] = []

@@ -252,7 +252,7 @@ def split_windows(series, features, span, settings: dict) -> Split:
 # === Pipeline ===
 
 
-def build(config, seed: int) -> Datasets:
+def build(config, seed: int, preset: str = "") -> Datasets:
     """Reads and checks the series, splits it in time, scales on train and windows each split."""
     settings = series_settings(config)
     frame, where = sources.load_frame(config)

@@ -17,9 +17,9 @@ import shutil
 import time
 from pathlib import Path
 
-from dlkeras import config
 from dlkeras.errors import ConfigError, RunError
-from dlkeras.runs import RunDir, write_json_atomic, write_text_atomic
+from dlkeras.io import write_json_atomic, write_text_atomic
+from dlkeras.runs import RunDir
 
 FORMATS = ("saved_model", "tflite", "tflite_dynamic", "tflite_int8", "onnx")
 FILE_NAMES = {
@@ -41,16 +41,6 @@ def check_formats(formats) -> list[str]:
     if any(f.startswith("tflite") for f in chosen) and "saved_model" not in chosen:
         chosen.insert(0, "saved_model")  # TFLite converts from the SavedModel
     return chosen
-
-
-def load_finished_run(path: Path) -> tuple[RunDir, config.Recipe]:
-    run_dir = RunDir(Path(path).resolve())
-    needed = (run_dir.recipe_json, run_dir.preprocessing_json, run_dir.model_file)
-    missing = [p.name for p in needed if not p.is_file()]
-    if missing:
-        raise RunError(f"{path} is not a finished run (missing {', '.join(missing)}); train it "
-                       "first or pass --run with a directory written by python -m dlkeras.train")
-    return run_dir, config.from_dict(json.loads(run_dir.recipe_json.read_text()))
 
 
 def check_supported(run_dir: RunDir, chosen: list[str]) -> None:
@@ -87,7 +77,7 @@ def export_run(run_path: Path, formats=None, out: Path = Path("saved_models"),
     if keras.backend.backend() != "tensorflow":
         raise RunError("exports convert through TensorFlow: run `python -m dlkeras.export` "
                        "(it reloads model.keras under the TensorFlow backend whatever trained it)")
-    run_dir, recipe = load_finished_run(run_path)
+    run_dir, recipe = RunDir.load_finished(run_path)
     chosen = check_formats(recipe.export.formats if formats is None else formats)
     check_supported(run_dir, chosen)
     root = Path(out) / recipe.name

@@ -3,16 +3,16 @@
 Test examples go in raw (texts, table rows, image arrays or files) and are turned into model
 inputs by `dlkeras.data.raw` from the exported preprocessing, batch by batch. Float artifacts
 must match the Keras outputs within `FLOAT_TOLERANCE`; quantized ones must keep the task
-metric within `QUANTIZED_MAX_DROP` and report how often their top-1 label agrees.
+metric within their task's rule (`tasks.Task.quantized_rule`) and report how often their top-1 label agrees.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from dlkeras import tasks
+
 FLOAT_TOLERANCE = 1e-5  # max |difference| of output probabilities / forecasts
-QUANTIZED_MAX_DROP = 0.01  # 1 point of accuracy and macro-F1 (classification)
-QUANTIZED_MAX_MAE_INCREASE = 0.05  # 5% relative MAE increase (forecasting)
 QUANTIZED = ("tflite_dynamic", "tflite_int8")
 
 
@@ -42,32 +42,20 @@ def run(predict, batches) -> np.ndarray:
 
 
 def task_metrics(task: str, outputs: np.ndarray, truth: np.ndarray) -> dict:
-    if task == "classification":
-        from sklearn.metrics import f1_score
-
-        predicted = outputs.argmax(axis=1)
-        return {"accuracy": float((predicted == truth).mean()),
-                "macro_f1": float(f1_score(truth, predicted, average="macro"))}
-    return {"mae": float(np.abs(outputs - truth).mean())}
+    """The task's parity metrics (accuracy and macro-F1, or MAE) of `outputs`."""
+    return tasks.get(task).parity_metrics(outputs, truth)
 
 
 def check(format_name: str, task: str, outputs, reference, truth) -> dict:
     """Numbers and verdict for one artifact against the Keras reference outputs."""
     difference = float(np.abs(outputs - reference).max())
     result = {"max_abs_difference": difference, "metrics": task_metrics(task, outputs, truth)}
-    base = task_metrics(task, reference, truth)
     if task == "classification":
         result["top1_agreement"] = float((outputs.argmax(1) == reference.argmax(1)).mean())
     if format_name not in QUANTIZED:
         result["rule"] = f"max abs diff <= {FLOAT_TOLERANCE:g}"
         result["passed"] = difference <= FLOAT_TOLERANCE
         return result
-    if task == "classification":
-        drops = {k: base[k] - result["metrics"][k] for k in base}
-        result["rule"] = f"accuracy and macro-F1 drop <= {QUANTIZED_MAX_DROP:g}"
-        result["passed"] = all(d <= QUANTIZED_MAX_DROP for d in drops.values())
-    else:
-        increase = result["metrics"]["mae"] / max(base["mae"], 1e-12) - 1
-        result["rule"] = f"MAE increase <= {QUANTIZED_MAX_MAE_INCREASE:.0%}"
-        result["passed"] = increase <= QUANTIZED_MAX_MAE_INCREASE
+    base = task_metrics(task, reference, truth)
+    result["rule"], result["passed"] = tasks.get(task).quantized_rule(base, result["metrics"])
     return result

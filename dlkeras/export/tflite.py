@@ -17,8 +17,6 @@ import functools
 import os
 from pathlib import Path
 
-MODES = ("float", "dynamic", "int8")
-
 
 def _converter(saved_model: Path, model, static_batch: bool, mode: str, representative,
                integer_only: bool):
@@ -84,15 +82,11 @@ def export_tflite(saved_model: Path, model, target: Path, mode: str, representat
     return details
 
 
-RECURRENT_LAYERS = ("LSTM", "GRU", "SimpleRNN", "RNN", "Bidirectional")
-
-
 def unsupported_formats(model) -> dict[str, str]:
     """{format: reason} for TFLite formats this model cannot be converted to."""
-    from dlkeras.optim import leaf_layers
+    from dlkeras.models.structure import recurrent_layer_types
 
-    recurrent = sorted({type(layer).__name__ for layer in leaf_layers(model)
-                        if type(layer).__name__ in RECURRENT_LAYERS})
+    recurrent = recurrent_layer_types(model)
     if recurrent:
         return {"tflite_int8": f"full-integer TFLite cannot calibrate recurrent layers "
                                f"({', '.join(recurrent)}); use tflite_dynamic (int8 weights) instead"}

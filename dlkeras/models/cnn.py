@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-# Keras' default 0.99 needs ~500 steps before the moving statistics forget their initial
-# variance of 1; small data sets train for fewer steps than that, so inference-mode outputs
-# would be wrong for the first epochs.
-BN_MOMENTUM = 0.9
+from dlkeras.models.structure import BN_MOMENTUM
 
 
 def build(config, info):

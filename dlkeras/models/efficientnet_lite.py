@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 
 from dlkeras.models import image_classifier
+from dlkeras.models.structure import BN_MOMENTUM
 
 # (repeats, kernel size, stride, expand ratio, output filters) per stage, from the Lite builder.
 STAGES = (
@@ -31,9 +32,6 @@ STAGES = (
 )
 STEM_FILTERS, TOP_FILTERS = 32, 1280
 BN_EPSILON = 1e-3  # the TensorFlow original's value; PyTorch's 1e-5 would change the outputs
-# Fine-tuning runs a few hundred steps; the original 0.99 would leave the moving statistics of
-# unfrozen layers far from the data's (see models/cnn.py). Inference outputs do not depend on it.
-BN_MOMENTUM = 0.9
 FEATURES_LAYER = "top_activation"  # last convolutional feature map (Grad-CAM reads it)
 
 

@@ -18,6 +18,7 @@ import keras
 
 from dlkeras.errors import ConfigError
 from dlkeras.models import image_classifier
+from dlkeras.models.structure import BN_MOMENTUM
 
 # preset -> (keras.applications constructor, notop weights file name in the Keras cache)
 APPLICATIONS = {
@@ -26,9 +27,6 @@ APPLICATIONS = {
     "mobilenet_v3_small": ("MobileNetV3Small", "weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5"),
     "mobilenet_v3_large": ("MobileNetV3Large", "weights_mobilenet_v3_large_224_1.0_float_no_top_v2.h5"),
 }
-# Same reason as models/cnn.py: fine-tuning runs hundreds of steps, not the hundreds of
-# thousands the applications' 0.99 / 0.999 moving averages were chosen for.
-BN_MOMENTUM = 0.9
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 
 

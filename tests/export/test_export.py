@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dlkeras import config, export, train
+from dlkeras import config, export
+from dlkeras.engine.run import train_recipe
 from dlkeras.errors import ConfigError, RunError
 from dlkeras.export import parity, runtimes
 
@@ -27,7 +28,7 @@ def trained(tmp_path_factory):
     for name in FAMILIES:
         module = config.load_recipe_module(name)
         recipe = config.apply_overrides(module.RECIPE, [*module.SMOKE, "callbacks.tensorboard=false"])
-        runs[name] = train.train(recipe, out)[0].path
+        runs[name] = train_recipe(recipe, out)[0].path
     return runs
 
 

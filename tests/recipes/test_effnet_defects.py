@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dlkeras import config, train
+from dlkeras import config
+from dlkeras.engine.run import train_recipe
 from dlkeras.runs import read_history
 
 
@@ -26,7 +27,7 @@ def tiny_recipe(tmp_path):
 
 @pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")
 def test_stage_one_freezes_the_backbone_and_stage_two_unfreezes_the_top(tiny_recipe, tmp_path, model_spy):
-    run_dir, report = train.train(tiny_recipe, tmp_path / "runs")
+    run_dir, report = train_recipe(tiny_recipe, tmp_path / "runs")
     model, initial = model_spy["model"], model_spy["initial"]
 
     def weights_after(stage):
@@ -60,7 +61,7 @@ import keras
 import numpy as np
 from dlkeras import config, data
 keras.utils.set_random_seed(0)
-from dlkeras.image_report import grad_cam
+from dlkeras.tasks.image_report import grad_cam
 from dlkeras.models import image_classifier
 recipe = config.apply_overrides(config.load_recipe("effnet_defects"), [
     "data.max_examples=12", "data.image_size=32", "data.batch_size=6", "data.augment=true",

@@ -14,9 +14,12 @@ import json
 import sys
 from pathlib import Path
 
-from dlkeras import config, search_space, train
+from dlkeras import config, validate
+from dlkeras.engine.backend import select_backend
 from dlkeras.errors import ConfigError, DlkerasError, RunError
-from dlkeras.runs import SearchDir, write_json_atomic
+from dlkeras.io import write_json_atomic
+from dlkeras.runs import SearchDir
+from dlkeras.tune import space as search_space
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -49,9 +52,9 @@ def main(argv=None) -> int:
     try:
         if args.trials < 1:
             raise ConfigError(f"--trials {args.trials}: a search needs at least 1 trial")
-        recipe = config.apply_overrides(config.load_recipe(args.recipe), args.overrides)
+        recipe = validate.resolve_recipe(args.recipe, args.overrides)
         search_space.check_tune(recipe, args.tuner)
-        train.select_backend(recipe)
+        select_backend(recipe)
         summary = tune(recipe, args)
     except DlkerasError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -64,13 +67,16 @@ def tune(recipe: config.Recipe, args) -> str:
     """Builds the data once, runs (or resumes) the search and writes its report."""
     import keras
 
-    from dlkeras import tasks, trial_worker, tune_report, tuning
+    from dlkeras.engine.backend import configure_precision
+    from dlkeras.engine.run import describe_data
+    from dlkeras.tune import report as tune_report
+    from dlkeras.tune import search as tuning
+    from dlkeras.tune import worker as trial_worker
 
-    tasks.check_task(recipe.task)
-    train.configure_precision(recipe.train.mixed_precision)
+    configure_precision(recipe.train.mixed_precision)
     keras.utils.set_random_seed(recipe.train.seed)
     datasets = trial_worker.CACHE.get(recipe)  # reused by trials that run in this process
-    train.describe_data(datasets.info)
+    describe_data(datasets.info)
     search_dir = open_search_dir(recipe, args, datasets.info.fingerprint)
     if recipe.tune.trials_per_process:
         del datasets

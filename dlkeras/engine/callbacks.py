@@ -13,7 +13,9 @@ import time
 
 import keras
 
-from dlkeras.runs import RunDir, read_history, save_model_atomic, write_text_atomic
+from dlkeras import tasks
+from dlkeras.io import save_model_atomic, write_text_atomic
+from dlkeras.runs import RunDir, read_history
 
 
 def build_callbacks(recipe, run: RunDir, stage, best_so_far: float | None, model):
@@ -45,6 +47,7 @@ def build_stopping_callbacks(recipe) -> list:
         callbacks.append(
             keras.callbacks.EarlyStopping(
                 monitor=settings.monitor,
+                mode=tasks.direction(settings.monitor),
                 patience=settings.early_stopping_patience,
                 restore_best_weights=True,
                 verbose=1,
@@ -54,6 +57,7 @@ def build_stopping_callbacks(recipe) -> list:
         callbacks.append(
             keras.callbacks.ReduceLROnPlateau(
                 monitor=settings.monitor,
+                mode=tasks.direction(settings.monitor),
                 factor=settings.reduce_lr_factor,
                 patience=settings.reduce_lr_patience,
                 verbose=1,
@@ -114,7 +118,7 @@ class AtomicCheckpoints(keras.callbacks.Callback):
         self.run = run
         self.complete_model = model
         self.monitor = monitor
-        self.mode_max = any(word in monitor for word in ("acc", "auc", "f1", "precision", "recall"))
+        self.mode_max = tasks.direction(monitor) == "max"
         self.best = best_so_far if best_so_far is not None else (-math.inf if self.mode_max else math.inf)
 
     def on_epoch_end(self, epoch, logs=None):

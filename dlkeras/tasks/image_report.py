@@ -1,6 +1,6 @@
 """Image-classification extras for the test split: misclassified images and Grad-CAM heat-maps.
 
-Registered in `evaluate.EXTRA_REPORTS` for `data.kind="image_folder"`. Writes
+Registered in `tasks.classification.EXTRA_REPORTS` for `data.kind="image_folder"`. Writes
 report/misclassified.png (a grid of wrongly classified test images, true -> predicted) and
 report/gradcam.png (test images beside the Grad-CAM map of their predicted class). Grad-CAM
 weights the last convolutional feature map of the backbone by the gradient of the class score
@@ -14,7 +14,8 @@ import os
 
 import numpy as np
 
-from dlkeras.runs import save_figure_atomic
+from dlkeras.io import pyplot, save_figure_atomic
+from dlkeras.models.structure import BACKBONE, HEAD
 
 MAX_MISCLASSIFIED = 16
 GRADCAM_IMAGES = 8
@@ -57,7 +58,7 @@ def grad_cam(model, images: np.ndarray, classes: np.ndarray) -> np.ndarray:
     """
     import keras
 
-    backbone, head = model.get_layer("backbone"), model.get_layer("head")
+    backbone, head = model.get_layer(BACKBONE), model.get_layer(HEAD)
     pool = [layer for layer in backbone.layers if isinstance(layer, keras.layers.GlobalAveragePooling2D)][-1]
     feature_model = keras.Model(backbone.input, pool.input, name="gradcam_features")
     maps = keras.ops.convert_to_numpy(feature_model(images, training=False))
@@ -109,9 +110,7 @@ def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45) -> np.n
 
 def save_grid(images, titles, path, title: str, columns: int = 4) -> None:
     """A titled grid of images as a PNG, written atomically."""
-    from dlkeras.evaluate import _pyplot
-
-    plt = _pyplot()
+    plt = pyplot()
     rows = -(-len(images) // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.8 * rows), squeeze=False)
     for axis in axes.ravel():

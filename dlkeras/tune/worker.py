@@ -2,9 +2,9 @@
 
 Keras on TensorFlow keeps about 9 MB per compile-and-fit even after `clear_session` (a loop
 of fits grows linearly; JAX about 3 MB, PyTorch none), so a search runs its trials in a worker
-process that a fresh one replaces every `tune.trials_per_process` trials (`tuning.TrialRunner`),
+process that a fresh one replaces every `tune.trials_per_process` trials (`search.TrialRunner`),
 or here in the search's own process when that is 0. `run_task` is all such a worker does; its
-data, model and compile-and-fit come from `data.build`, `models.build` and `train.fit_stage`,
+data, model and compile-and-fit come from `data.build`, `models.build` and `engine.stages.fit_stage`,
 as in training.
 """
 
@@ -22,9 +22,10 @@ from pathlib import Path
 import keras
 import keras_tuner
 
-from dlkeras import callbacks, config, data, models, optim, train
+from dlkeras import config, data, models
+from dlkeras.engine import callbacks, stages
 from dlkeras.errors import RunError
-from dlkeras.runs import save_model_atomic
+from dlkeras.io import save_model_atomic
 
 DATA_CACHE_SIZE = 3  # distinct data sections kept in memory (e.g. one per searched batch size)
 
@@ -114,15 +115,15 @@ def fit_trial(model, recipe: config.Recipe, datasets, extra_callbacks=(), **fit_
         keras_tuner.errors.FailedTrialError: the loss diverged (the search goes on).
     """
     stage = config.stage_plan(recipe.train)[0]
-    optim.set_trainable(model, stage.trainable)
+    stages.set_trainable(model, stage.trainable)
     trial_callbacks = [keras.callbacks.TerminateOnNaN(), *callbacks.build_stopping_callbacks(recipe)]
     if recipe.tune.objective == "val_macro_f1":
         trial_callbacks.insert(0, callbacks.ValMacroF1(model, datasets.val))
     fit_options.setdefault("verbose", 0)
-    history = train.fit_stage(model, recipe, datasets, stage,
+    history = stages.fit_stage(model, recipe, datasets, stage,
                               [*trial_callbacks, *extra_callbacks], **fit_options)
     try:
-        train.check_finite_loss(history.history.get("loss", []), stage.name)
+        stages.check_finite_loss(history.history.get("loss", []), stage.name)
     except RunError as error:
         raise keras_tuner.errors.FailedTrialError(str(error)) from None
     return history

@@ -13,14 +13,12 @@ import time
 import numpy as np
 
 from dlkeras.data import pipeline
-
-BACKBONE, HEAD = "backbone", "head"
+from dlkeras.models.structure import BACKBONE, HEAD, has_backbone_and_head
 
 
 def can_cache(model, stage, augment: bool) -> bool:
     """True when `stage` trains only the head of a backbone/head model on un-augmented data."""
-    names = {layer.name for layer in model.layers}
-    return stage.trainable == "head" and {BACKBONE, HEAD} <= names and not augment
+    return stage.trainable == "head" and has_backbone_and_head(model) and not augment
 
 
 def extract(backbone, dataset) -> tuple[np.ndarray, np.ndarray]:

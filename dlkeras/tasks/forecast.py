@@ -1,11 +1,10 @@
-"""Forecast report on the test split: MAE, RMSE and MAPE per horizon day, beside baselines.
+"""The forecast task: loss and metrics, the test report, forecasts from raw days, parity.
+
+Report on the test split: MAE, RMSE and MAPE per horizon day, beside baselines.
 
 The network's forecasts are turned back into the target's original units and scored on the
-test windows; the baselines of `evaluate.baselines` forecast the very same windows from the
-same input days:
-
-- "last_value": every day of the horizon repeats the last input day.
-- "seasonal_naive": each day repeats the same weekday of the last input week.
+test windows; the baselines of `evaluate.baselines` (see `forecast_baselines`) forecast the
+very same windows from the same input days.
 
 MAPE skips forecasts whose actual value is zero (a closed day has no percentage error) and the
 report says how many it skipped. Files: metrics.json, report/summary.md,
@@ -19,41 +18,31 @@ import io
 
 import numpy as np
 
-from dlkeras.errors import ConfigError
-from dlkeras.runs import RunDir, read_history, write_json_atomic, write_text_atomic
+from dlkeras.errors import DataError
+from dlkeras.io import write_json_atomic, write_text_atomic
+from dlkeras.runs import RunDir, read_history
+from dlkeras.tasks.forecast_baselines import run_baselines
 
-SEASON_DAYS = 7
 ZERO_TOLERANCE = 1e-9
+# `train.loss` -> Keras loss class and the name it logs under ("auto" is mean squared error)
+LOSSES = {"auto": ("MeanSquaredError", "mse"), "mse": ("MeanSquaredError", "mse"),
+          "mae": ("MeanAbsoluteError", "mae"), "huber": ("Huber", "huber")}
+DIRECTIONS = {"loss": "min", "mae": "min", "rmse": "min", "mape": "min", "mse": "min"}
+QUANTIZED_MAX_MAE_INCREASE = 0.05  # 5% relative MAE increase for quantized exports
 
 
-# === Baselines ===
+def build_loss(recipe):
+    """The loss of `train.loss` on scaled targets."""
+    import keras
+
+    class_name, name = LOSSES[recipe.train.loss]
+    return getattr(keras.losses, class_name)(name=name)
 
 
-def last_value(history: np.ndarray, horizon_days: int) -> np.ndarray:
-    """(windows, horizon_days): the last input day, repeated."""
-    return np.repeat(history[:, -1:], horizon_days, axis=1)
+def build_metrics() -> list:
+    import keras
 
-
-def seasonal_naive(history: np.ndarray, horizon_days: int, season_days: int = SEASON_DAYS):
-    """(windows, horizon_days): day h of the horizon repeats day h - 7k of the last input week."""
-    if history.shape[1] < season_days:
-        raise ConfigError(f"seasonal_naive needs at least {season_days} input days")
-    index = history.shape[1] - season_days + np.arange(horizon_days) % season_days
-    return history[:, index]
-
-
-FORECAST_BASELINES = {"last_value": last_value, "seasonal_naive": seasonal_naive}
-
-
-def run_baselines(names, history: np.ndarray, horizon_days: int) -> dict[str, np.ndarray]:
-    """Forecasts of each named baseline for the windows whose input days are `history`."""
-    unknown = [name for name in names if name not in FORECAST_BASELINES]
-    if unknown:
-        raise ConfigError(
-            f"evaluate.baselines {unknown} are not forecast baselines; choose from "
-            f"{sorted(FORECAST_BASELINES)}"
-        )
-    return {name: FORECAST_BASELINES[name](history, horizon_days) for name in names}
+    return [keras.metrics.MeanAbsoluteError(name="mae")]
 
 
 # === Metrics ===
@@ -136,8 +125,8 @@ def report(model, datasets, recipe, run_dir: RunDir, seconds: dict[str, float]) 
     write_json_atomic(run_dir.metrics_json, result)
     write_text_atomic(run_dir.report_dir / "test_forecasts.csv", forecasts_csv(windows, forecasts))
     if recipe.evaluate.plots:
-        from dlkeras import forecast_plots
-        from dlkeras.evaluate import plot_history
+        from dlkeras.tasks import forecast_plots
+        from dlkeras.tasks.plots import plot_history
 
         forecast_plots.plot_predictions(windows, forecasts, target, run_dir.report_dir / "predictions.png")
         forecast_plots.plot_residuals(windows, forecasts["network"], target,
@@ -192,3 +181,76 @@ def summary_table(result: dict) -> str:
         lines.append(f"MAPE skips the {model['mape_skipped_zero_actuals']} forecast(s) whose "
                      "actual value is zero.")
     return "\n".join(lines) + "\n"
+
+
+# === Export parity ===
+
+
+def parity_metrics(outputs: np.ndarray, truth: np.ndarray) -> dict:
+    """Mean absolute error of forecasts (scaled units) against the targets."""
+    return {"mae": float(np.abs(outputs - truth).mean())}
+
+
+def quantized_rule(reference: dict, artifact: dict) -> tuple[str, bool]:
+    """A quantized artifact may raise the MAE by at most 5%."""
+    increase = artifact["mae"] / max(reference["mae"], 1e-12) - 1
+    return f"MAE increase <= {QUANTIZED_MAX_MAE_INCREASE:.0%}", increase <= QUANTIZED_MAX_MAE_INCREASE
+
+
+# === Forecasts from raw days ===
+
+
+def latest_days(preprocessing: dict, input_path):
+    """The latest `input_days` days (original units), from `input_path` or the run itself."""
+    import sys
+
+    import pandas as pd
+
+    from dlkeras.data import sources, timeseries
+
+    days = preprocessing["input_days"]
+    columns = list(preprocessing["scaler"])
+    if input_path is None:
+        latest = preprocessing["latest"]
+        index = pd.DatetimeIndex(pd.to_datetime(latest["dates"]), name="date")
+        return pd.DataFrame({c: latest[c] for c in columns}, index=index)
+    notes: list[str] = []
+    series = timeseries.prepare_series(sources.load_table(input_path), preprocessing,
+                                       str(input_path), notes)
+    for note in notes:
+        print(f"input: {note}", file=sys.stderr)
+    if len(series) < days:
+        raise DataError(
+            f"{input_path}: the model forecasts from {days} consecutive days but the file "
+            f"covers {len(series)}; provide at least {days} days"
+        )
+    return series.iloc[-days:]
+
+
+def predict_raw(model, request) -> tuple[str, str]:
+    """Forecasts the `horizon_days` after the latest input day; returns (printed text, CSV).
+
+    Args:
+        model: a loaded model (`predict`, `preprocessing`, `name`).
+        request: `input`, a CSV/Parquet of recent days, or None for the run's own latest days.
+    """
+    import pandas as pd
+
+    from dlkeras.data import timeseries
+
+    preprocessing = model.preprocessing
+    window = latest_days(preprocessing, request.input)
+    features = timeseries.model_inputs(window, preprocessing)[None]
+    target = preprocessing["target_column"]
+    mean, std = preprocessing["scaler"][target]
+    values = model.predict(features)[0] * std + mean
+    dates = pd.date_range(window.index[-1] + pd.Timedelta(days=1), periods=len(values), freq="D")
+    lines = [
+        f"{model.name}: {target} for the {len(values)} days after "
+        f"{window.index[-1].date()}, from the {len(window)} days "
+        f"{window.index[0].date()} .. {window.index[-1].date()}",
+        f"{'date':<12}{'weekday':<9}{target:>12}",
+        *[f"{str(d.date()):<12}{d.strftime('%a'):<9}{v:>12.2f}" for d, v in zip(dates, values)],
+    ]
+    table = "date," + target + "\n" + "".join(f"{d.date()},{v:.4f}\n" for d, v in zip(dates, values))
+    return "\n".join(lines), table

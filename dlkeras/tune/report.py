@@ -1,6 +1,6 @@
 """What a search leaves behind: trials table (CSV, markdown), plots (PNG) and the best recipe.
 
-Rows are plain dicts (see `tuning.trial_rows`); nothing here imports Keras.
+Rows are plain dicts (see `search.trial_rows`); nothing here imports Keras.
 """
 
 from __future__ import annotations
@@ -8,11 +8,12 @@ from __future__ import annotations
 import csv
 import io
 import math
-import sys
 from pathlib import Path
 
-from dlkeras import config, search_space
-from dlkeras.runs import SearchDir, save_figure_atomic, write_json_atomic, write_text_atomic
+from dlkeras import config
+from dlkeras.io import pyplot, save_figure_atomic, write_json_atomic, write_text_atomic
+from dlkeras.runs import SearchDir
+from dlkeras.tune import space as search_space
 
 
 def write(search_dir: SearchDir, recipe: config.Recipe, base: config.Recipe, recipe_ref: str,
@@ -96,12 +97,9 @@ def csv_text(rows: list[dict]) -> str:
 
 def plot_trials(rows: list[dict], tune: config.TuneConfig, best_trial: str, path: Path) -> None:
     """Objective per trial (colour: epochs trained), then objective against each parameter."""
-    import matplotlib
-
-    if "ipykernel" not in sys.modules:  # keep inline plots working in notebooks
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import matplotlib.ticker
+
+    plt = pyplot()
 
     done = [r for r in rows if r[tune.objective] is not None]
     panels = 1 + len(tune.space)
@@ -132,7 +130,7 @@ def plot_trials(rows: list[dict], tune: config.TuneConfig, best_trial: str, path
 def _plot_param(axis, param, done, objective, best_trial) -> None:
     import matplotlib.ticker
     if param.kind == "choice":
-        labels = [repr(search_space.parse_value(v)) for v in param.values]
+        labels = [repr(config.parse_value(v)) for v in param.values]
         x = [labels.index(repr(r[param.key])) for r in done]
         axis.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
         axis.set_xlim(-0.5, len(labels) - 0.5)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import keras
 
-HEAD_PREFIX = "head"
+from dlkeras.models.structure import is_head_variable
 
 
 class _BackboneScale:
@@ -25,7 +25,7 @@ class _BackboneScale:
 
     def build(self, variables):
         super().build(variables)
-        self._scales = [1.0 if is_head(v) else self.backbone_scale for v in variables]
+        self._scales = [1.0 if is_head_variable(v) else self.backbone_scale for v in variables]
 
     def update_step(self, gradient, variable, learning_rate):
         scale = self._scales[self._get_variable_index(variable)] if self._scales else 1.0
@@ -35,11 +35,6 @@ class _BackboneScale:
 
     def get_config(self):
         return {**super().get_config(), "backbone_scale": self.backbone_scale}
-
-
-def is_head(variable) -> bool:
-    """A variable of a layer named head* (its path is "<layer name>/<variable name>")."""
-    return variable.path.split("/")[-2].startswith(HEAD_PREFIX) if "/" in variable.path else False
 
 
 @keras.saving.register_keras_serializable(package="dlkeras")

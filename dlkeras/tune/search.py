@@ -1,7 +1,7 @@
 """KerasTuner around the training engine: the tuner proposes values, a trial task trains them.
 
-A trial is the recipe with the trial's values (`search_space.trial_recipe`), trained by
-`trial_worker.run_task` exactly as training would (same data, model and compile-and-fit). The
+A trial is the recipe with the trial's values (`space.trial_recipe`), trained by
+`worker.run_task` exactly as training would (same data, model and compile-and-fit). The
 tuner (random search, Bayesian optimisation or Hyperband) only proposes values and keeps its
 state in search_dir/tuner; each trial's epochs, seconds, history and memory go to
 trials/<id>.json.
@@ -22,9 +22,12 @@ from concurrent.futures.process import BrokenProcessPool
 import keras_tuner
 from keras_tuner.src import config as keras_tuner_config
 
-from dlkeras import config, search_space, trial_worker
+from dlkeras import config
 from dlkeras.errors import DlkerasError, RunError
-from dlkeras.runs import SearchDir, write_json_atomic
+from dlkeras.io import write_json_atomic
+from dlkeras.runs import SearchDir
+from dlkeras.tune import space as search_space
+from dlkeras.tune import worker as trial_worker
 
 
 class TrialRunner:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlkeras.runs import RunDir, write_text_atomic
+from dlkeras.io import write_text_atomic
+from dlkeras.runs import RunDir
 
 SHOWN = 25
 

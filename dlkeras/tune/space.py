@@ -7,21 +7,14 @@ imports Keras or KerasTuner; `declare` receives KerasTuner's `HyperParameters` o
 
 from __future__ import annotations
 
-import ast
 import json
 import math
 import shlex
 
-from dlkeras import config
+from dlkeras import config, tasks, validate
 from dlkeras.errors import ConfigError
 
-KINDS = ("float", "log_float", "int", "choice")
 TUNERS = ("random", "bayesian", "hyperband")
-OBJECTIVES = {
-    "classification": ("val_loss", "val_macro_f1", "val_accuracy"),
-    "forecast": ("val_loss", "val_mae"),
-}
-MINIMISED = ("loss", "mae", "mse", "error")
 
 
 # === Checks ===
@@ -38,12 +31,7 @@ def check_tune(recipe: config.Recipe, tuner: str) -> None:
             "\"tune.space=[{'key': 'train.learning_rate', 'kind': 'log_float', "
             "'low': 1e-4, 'high': 1e-2}]\""
         )
-    choices = OBJECTIVES.get(recipe.task, ("val_loss",))
-    if tune.objective not in choices:
-        raise ConfigError(f"tune.objective={tune.objective!r} does not fit task {recipe.task!r}; "
-                          f"choose one of {', '.join(choices)}")
-    if tune.direction not in ("auto", "min", "max"):
-        raise ConfigError(f"tune.direction={tune.direction!r}; choose 'auto', 'min' or 'max'")
+    validate.check_recipe(recipe)  # the objective, the direction and every other choice
     if tune.max_epochs < 0 or tune.trials_per_process < 0 or tune.hyperband_factor < 2:
         raise ConfigError("tune.max_epochs and tune.trials_per_process must be >= 0 "
                           "and tune.hyperband_factor >= 2")
@@ -63,8 +51,6 @@ def check_tune(recipe: config.Recipe, tuner: str) -> None:
 
 def check_param(recipe: config.Recipe, param: config.SearchParam, where: str) -> None:
     """Checks one SearchParam: its kind, bounds, and that every value fits the recipe field."""
-    if param.kind not in KINDS:
-        raise ConfigError(f"{where}.kind={param.kind!r}; choose one of {', '.join(KINDS)}")
     if param.key.split(".")[0] in ("name", "tune") or not param.key:
         raise ConfigError(f"{where}.key={param.key!r} must name a data, model, train, callbacks "
                           "or evaluate field, e.g. train.learning_rate")
@@ -72,7 +58,7 @@ def check_param(recipe: config.Recipe, param: config.SearchParam, where: str) ->
         if not param.values:
             raise ConfigError(f"{where} ({param.key}) is a choice without values; "
                               "set values, e.g. ['32', '64']")
-        samples = [parse_value(v) for v in param.values]
+        samples = [config.parse_value(v) for v in param.values]
     else:
         if not param.low < param.high or (param.kind == "log_float" and param.low <= 0):
             raise ConfigError(f"{where} ({param.key}): need low < high (and low > 0 for "
@@ -80,16 +66,16 @@ def check_param(recipe: config.Recipe, param: config.SearchParam, where: str) ->
         samples = [to_recipe_value(param, param.low), to_recipe_value(param, param.high)]
     for value in samples:
         try:
-            config.apply_settings(recipe, {param.key: value})
+            validate.check_recipe(config.apply_settings(recipe, {param.key: value}))
         except ConfigError as error:
             raise ConfigError(f"{where}: {error}") from None
 
 
 def direction(tune: config.TuneConfig) -> str:
-    """"min" or "max": `tune.direction`, or for "auto" min for losses and errors."""
+    """"min" or "max": `tune.direction`, or for "auto" the one rule of `tasks.direction`."""
     if tune.direction != "auto":
         return tune.direction
-    return "min" if any(word in tune.objective for word in MINIMISED) else "max"
+    return tasks.direction(tune.objective)
 
 
 def max_epochs(recipe: config.Recipe) -> int:
@@ -113,18 +99,10 @@ def hyperband_brackets(epochs: int, factor: int) -> list[int]:
 # === Trials ===
 
 
-def parse_value(text: str):
-    """A value as `--set` reads it: a Python literal, else the bare string."""
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
 def to_recipe_value(param: config.SearchParam, value):
     """A tuner's value as the recipe takes it: floats to 3 significant digits, choices parsed."""
     if param.kind == "choice":
-        return parse_value(value) if isinstance(value, str) else value
+        return config.parse_value(value) if isinstance(value, str) else value
     if param.kind == "int":
         return int(value)
     return float(f"{float(value):.3g}")
@@ -147,7 +125,7 @@ def declare(hp, space) -> dict[str, object]:
 
 def choice_options(values: tuple[str, ...]) -> list:
     """KerasTuner options of one type: numbers and booleans as such (ordered), else the text."""
-    parsed = [parse_value(v) for v in values]
+    parsed = [config.parse_value(v) for v in values]
     if all(type(v) is bool for v in parsed) or all(type(v) is int for v in parsed):
         return parsed
     if all(type(v) in (int, float) for v in parsed):
@@ -173,8 +151,8 @@ def trial_recipe(recipe: config.Recipe, values: dict[str, object]) -> config.Rec
 
 def changed_settings(base: config.Recipe, recipe: config.Recipe) -> dict[str, object]:
     """Training fields of `recipe` that differ from `base` (not `name`, not `tune.*`)."""
-    before = dict(config._flatten(config.to_dict(base)))
-    after = dict(config._flatten(config.to_dict(recipe)))
+    before = dict(config.flatten(config.to_dict(base)))
+    after = dict(config.flatten(config.to_dict(recipe)))
     return {key: value for key, value in after.items()
             if before.get(key) != value and key != "name" and not key.startswith("tune.")}
 
@@ -183,7 +161,7 @@ def rerun_command(recipe_ref: str, settings: dict[str, object]) -> str:
     """`python -m dlkeras.train --recipe ... --set key=value ...`, quoted for a POSIX shell."""
     parts = ["python", "-m", "dlkeras.train", "--recipe", shlex.quote(recipe_ref)]
     for key, value in settings.items():
-        text = value if isinstance(value, str) and parse_value(value) == value else repr(value)
+        text = value if isinstance(value, str) and config.parse_value(value) == value else repr(value)
         parts += ["--set", shlex.quote(f"{key}={text}")]
     return " ".join(parts)
 

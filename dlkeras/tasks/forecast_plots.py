@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 
-from dlkeras.runs import save_figure_atomic
+from dlkeras.io import pyplot, save_figure_atomic
 
 STYLES = {
     "actual": {"color": "black", "linewidth": 2.0},
@@ -14,16 +12,6 @@ STYLES = {
     "last_value": {"color": "tab:blue", "linewidth": 1.0, "linestyle": "--"},
     "seasonal_naive": {"color": "tab:green", "linewidth": 1.0, "linestyle": ":"},
 }
-
-
-def _pyplot():
-    import matplotlib
-
-    if "ipykernel" not in sys.modules:  # keep inline plots working in notebooks
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _save(figure, path) -> None:
@@ -38,7 +26,7 @@ def forecast_dates(windows, day: int) -> np.ndarray:
 
 def plot_predictions(windows, forecasts: dict[str, np.ndarray], target: str, path) -> None:
     """Actuals and each forecaster's 1-day-ahead and last-day-ahead forecasts over the test span."""
-    plt = _pyplot()
+    plt = pyplot()
     horizon_days = windows.actual.shape[1]
     shown = [0] if horizon_days == 1 else [0, horizon_days - 1]
     figure, axes = plt.subplots(len(shown), 1, figsize=(10, 3.4 * len(shown)), squeeze=False)
@@ -60,7 +48,7 @@ def plot_predictions(windows, forecasts: dict[str, np.ndarray], target: str, pat
 
 def plot_residuals(windows, predicted: np.ndarray, target: str, path) -> None:
     """Network residuals (actual - forecast): over the test span, and per horizon day."""
-    plt = _pyplot()
+    plt = pyplot()
     residuals = windows.actual - predicted
     horizon_days = residuals.shape[1]
     figure, (over_time, per_day) = plt.subplots(1, 2, figsize=(12, 3.8),

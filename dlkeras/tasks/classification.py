@@ -1,0 +1,217 @@
+"""The classification task: loss and metrics, the test report, raw-input predictions, parity.
+
+The report (metrics.json, per-class report, confusion matrix and curves as PNG) is computed
+with scikit-learn from the model's predicted probabilities, and the recipe's classical
+baselines are scored on the very same split beside them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+
+import numpy as np
+
+from dlkeras.errors import DataError
+from dlkeras.io import write_json_atomic, write_text_atomic
+from dlkeras.runs import RunDir, read_history
+from dlkeras.tasks import classification_baselines
+from dlkeras.tasks.plots import plot_confusion, plot_history
+
+LOSSES = ("auto", "crossentropy")
+DIRECTIONS = {"loss": "min", "accuracy": "max", "macro_f1": "max", "f1": "max", "roc_auc": "max",
+              "log_loss": "min"}
+QUANTIZED_MAX_DROP = 0.01  # 1 point of accuracy and macro-F1 for quantized exports
+
+
+def build_loss(recipe):
+    """Cross-entropy over one-hot labels, with the recipe's label smoothing."""
+    import keras
+
+    return keras.losses.CategoricalCrossentropy(label_smoothing=recipe.train.label_smoothing)
+
+
+def build_metrics() -> list:
+    import keras
+
+    return [keras.metrics.CategoricalAccuracy(name="accuracy")]
+
+
+def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray, class_names) -> dict:
+    """Accuracy, macro-F1, ROC-AUC, log loss, per-class precision/recall/F1 and the confusion."""
+    from sklearn import metrics
+
+    labels = list(range(len(class_names)))
+    probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
+    predicted = probabilities.argmax(axis=1)
+    precision, recall, f1, support = metrics.precision_recall_fscore_support(
+        y_true, predicted, labels=labels, zero_division=0
+    )
+    result = {
+        "examples": int(len(y_true)),
+        "accuracy": float(metrics.accuracy_score(y_true, predicted)),
+        "macro_f1": float(f1.mean()),
+        "log_loss": float(metrics.log_loss(y_true, probabilities, labels=labels)),
+    }
+    present = np.unique(y_true)
+    if len(class_names) == 2 and len(present) == 2:
+        result["roc_auc"] = float(metrics.roc_auc_score(y_true, probabilities[:, 1]))
+        result["f1"] = float(f1[1])
+    elif len(present) == len(class_names) > 2:
+        result["roc_auc"] = float(
+            metrics.roc_auc_score(y_true, probabilities, multi_class="ovr", labels=labels)
+        )
+    result["per_class"] = {
+        str(name): {
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": int(support[i]),
+        }
+        for i, name in enumerate(class_names)
+    }
+    result["confusion_matrix"] = metrics.confusion_matrix(y_true, predicted, labels=labels).tolist()
+    return result
+
+
+# Reports that only make sense for one kind of input (keyed by `data.kind`): a module with
+# `extra_report(model, datasets, probabilities, run_dir) -> dict`, e.g. misclassified images.
+EXTRA_REPORTS: dict[str, str] = {
+    "image_folder": "dlkeras.tasks.image_report",
+    "text": "dlkeras.tasks.text_report",
+}
+
+
+def report(model, datasets, recipe, run_dir: RunDir, seconds: dict[str, float]) -> dict:
+    """Scores the model and the baselines on the test split and writes the report files."""
+    info = datasets.info
+    test = datasets.splits["test"]
+    probabilities = np.asarray(model.predict(datasets.test, verbose=0), dtype=np.float64)
+    report = {
+        "recipe": recipe.name,
+        "model": classification_metrics(test.y, probabilities, info.class_names),
+        "baselines": {
+            name: {k: v for k, v in classification_metrics(test.y, scores, info.class_names).items()
+                   if k not in ("per_class", "confusion_matrix")}
+            for name, scores in classification_baselines.run_all(recipe, datasets).items()
+        },
+        "split_sizes": info.split_sizes,
+        "class_names": list(info.class_names),
+        "train_seconds": seconds,
+        "notes": info.notes,
+    }
+    if recipe.data.kind in EXTRA_REPORTS and recipe.evaluate.plots:
+        module = importlib.import_module(EXTRA_REPORTS[recipe.data.kind])
+        report["extra"] = module.extra_report(model, datasets, probabilities, run_dir)
+    write_json_atomic(run_dir.metrics_json, report)
+    write_json_atomic(
+        run_dir.report_dir / "confusion_matrix.json",
+        {"labels": list(info.class_names), "matrix": report["model"]["confusion_matrix"]},
+    )
+    if recipe.evaluate.plots:
+        plot_confusion(report["model"]["confusion_matrix"], info.class_names,
+                       run_dir.report_dir / "confusion_matrix.png")
+        plot_history(read_history(run_dir.history_csv), run_dir.report_dir / "curves.png")
+    report["summary"] = summary_table(report)
+    write_text_atomic(run_dir.report_dir / "summary.md", report["summary"])
+    return report
+
+
+HEADLINE = ("accuracy", "macro_f1", "f1", "roc_auc", "log_loss")
+
+
+def summary_table(report: dict) -> str:
+    """A markdown table of the model's headline metrics next to each baseline's."""
+    rows = {"dlkeras model": report["model"], **report["baselines"]}
+    keys = [k for k in HEADLINE if any(k in r for r in rows.values())]
+    lines = [
+        f"Test split of {report['recipe']} ({report['model']['examples']} examples)",
+        "",
+        "| model | " + " | ".join(keys) + " |",
+        "|---|" + "---|" * len(keys),
+    ]
+    for name, metrics in rows.items():
+        cells = [f"{metrics[k]:.4f}" if k in metrics else "" for k in keys]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+# === Export parity ===
+
+
+def parity_metrics(outputs: np.ndarray, truth: np.ndarray) -> dict:
+    """Accuracy and macro-F1 of output probabilities against integer labels."""
+    from sklearn.metrics import f1_score
+
+    predicted = outputs.argmax(axis=1)
+    return {"accuracy": float((predicted == truth).mean()),
+            "macro_f1": float(f1_score(truth, predicted, average="macro"))}
+
+
+def quantized_rule(reference: dict, artifact: dict) -> tuple[str, bool]:
+    """A quantized artifact may lose at most 1 point of accuracy and of macro-F1."""
+    drops = [reference[k] - artifact[k] for k in reference]
+    return (f"accuracy and macro-F1 drop <= {QUANTIZED_MAX_DROP:g}",
+            all(drop <= QUANTIZED_MAX_DROP for drop in drops))
+
+
+# === Predictions from raw inputs ===
+
+
+def raw_inputs(model, request) -> tuple[list[str], object]:
+    """(display names, raw inputs) from the request's arguments or --input, by input kind.
+
+    Args:
+        request: `inputs` (texts or image paths), `input` (a file or None), `column`.
+    """
+    kind = model.preprocessing["kind"]
+    if request.input is not None:
+        from dlkeras.data import sources
+
+        if kind == "text" and request.input.suffix.lower() in (".txt", ""):
+            lines = request.input.read_text(encoding="utf-8").splitlines()
+            texts = [line for line in lines if line.strip()]
+            return texts, texts
+        frame = sources.load_table(request.input)
+        if kind == "text":
+            if request.column not in frame.columns:
+                raise DataError(f"{request.input}: no column {request.column!r}; pass --column "
+                                f"NAME (the file has {list(frame.columns)})")
+            texts = frame[request.column].astype(str).tolist()
+            return texts, texts
+        if kind == "tabular":
+            return [f"row {i + 2}" for i in range(len(frame))], frame
+        paths = frame.iloc[:, 0].astype(str).tolist()
+        return paths, paths
+    if not request.inputs:
+        raise DataError("give inputs to classify: texts or image files as arguments, or --input FILE")
+    if kind == "tabular":
+        raise DataError("table models read rows from a file: pass --input rows.csv")
+    return list(request.inputs), list(request.inputs)
+
+
+def predict_raw(model, request) -> tuple[str, str]:
+    """Top classes per raw input, batch by batch; returns (printed text, CSV).
+
+    Args:
+        model: a loaded model (`predict`, `preprocessing`, `folder`, `name`).
+        request: `inputs`, `input`, `column` and `top` (classes shown per input).
+    """
+    from dlkeras.data.raw import RawInputs
+
+    names, raw = raw_inputs(model, request)
+    convert = RawInputs(model.preprocessing, model.folder)
+    batches = []
+    for start in range(0, len(names), 32):
+        chunk = raw.iloc[start : start + 32] if hasattr(raw, "iloc") else raw[start : start + 32]
+        batches.append(np.asarray(model.predict(convert(chunk)), dtype=np.float64))
+    probabilities = np.concatenate(batches)
+    classes = model.preprocessing["class_names"]
+    lines, rows = [f"{model.name}: {len(names)} input(s)"], ["input,label,probability"]
+    for name, row in zip(names, probabilities):
+        order = np.argsort(-row)[: max(1, request.top)]
+        shown = ", ".join(f"{classes[i]} {row[i]:.3f}" for i in order)
+        shown_name = name if len(name) <= 70 else "..." + name[-67:]
+        lines.append(f"{classes[order[0]]:>14s}  {row[order[0]]:.3f}  {shown_name!r}  [{shown}]")
+        rows.append(f"{json.dumps(name)},{classes[order[0]]},{row[order[0]]:.6f}")
+    return "\n".join(lines), "\n".join(rows) + "\n"
