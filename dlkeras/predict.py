@@ -3,7 +3,8 @@
 Answers raw inputs with a finished run or with any exported artifact (model.keras, a
 SavedModel folder, .tflite, .onnx): it reads the preprocessing.json beside the model, applies
 the same preprocessing as training, and prints the predictions. What "raw input" means depends
-on the task (`tasks.TASKS`, its `predict_raw`); how the model is loaded depends on the artifact format.
+on the task (`tasks.TASKS`, its `predict_raw`); the model is loaded by `dlkeras.export.artifacts` in
+the runtime of its format.
 
 Classification: texts as arguments (or --input FILE with one per line, or a CSV/JSONL with a
 --column), image files as arguments, or table rows in --input FILE.CSV. Prints the label and
@@ -19,15 +20,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from dlkeras import tasks
-from dlkeras.engine.backend import select_backend
-from dlkeras.errors import DlkerasError, RunError
+from dlkeras.cli import report_errors
 from dlkeras.io import write_text_atomic
-from dlkeras.runs import RunDir
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -50,55 +47,20 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        model = load_model_source(args)
-        text, table = tasks.get(model.task).predict_raw(model, args)
-    except DlkerasError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return report_errors(lambda: run(args))
+
+
+def run(args) -> int:
+    """Load the run's model or the artifact, answer the raw inputs with the task's predictor."""
+    from dlkeras.export import artifacts
+
+    model = artifacts.load_run(args.run) if args.run else artifacts.load_artifact(args.artifact)
+    text, table = tasks.get(model.task).predict_raw(model, args)
     print(text)
     if args.output:
         write_text_atomic(args.output, table)
         print(f"written: {args.output}")
     return 0
-
-
-@dataclass
-class LoadedModel:
-    """A model ready to answer raw inputs: its predict function and the preprocessing beside it."""
-
-    path: Path
-    name: str
-    task: str
-    folder: Path
-    preprocessing: dict
-    predict: Callable
-
-
-def load_model_source(args) -> LoadedModel:
-    """The run's model.keras (--run) or any exported artifact (--artifact)."""
-    from dlkeras.data.raw import load_preprocessing
-
-    if args.run:
-        run_dir, recipe = RunDir.load_finished(args.run)
-        select_backend(recipe, announce=False)
-        path, folder, name = run_dir.model_file, run_dir.path, f"{recipe.name} ({recipe.model.name})"
-        format_name = "keras"
-    else:
-        from dlkeras.export.runtimes import format_of
-
-        path = args.artifact.resolve()
-        if not path.exists():
-            raise RunError(f"artifact {args.artifact} does not exist; run `make export` first")
-        format_name = format_of(path)
-        folder = path.parent
-        name = f"{folder.parent.name} {format_name} v{folder.name}"
-    preprocessing = load_preprocessing(folder)
-    from dlkeras.data import KINDS
-    from dlkeras.export import runtimes
-
-    task = preprocessing.get("task") or KINDS[preprocessing["kind"]].tasks[0]
-    return LoadedModel(path, name, task, folder, preprocessing, runtimes.load(format_name, path))
 
 
 if __name__ == "__main__":

@@ -246,6 +246,7 @@ class SearchDir(RunDir):
         recipe.json, env.json   the searched recipe (with --set values) and environment
         search.json      tuner kind and trial budget of the search (for --resume)
         tuner/           KerasTuner state: oracle.json, trial_<id>/ (trial.json, checkpoints)
+        tuner.log        KerasTuner's own messages (the traceback of each failed trial)
         trials/<id>.json one file per trial: values, epochs, seconds, memory, history
         trials/<id>.weights.h5  the trial's best epoch (Hyperband continues from it)
         trials.csv, trials.md, trials.png   the summary table and plots
@@ -260,6 +261,10 @@ class SearchDir(RunDir):
     @property
     def tuner_dir(self) -> Path:
         return self.path / "tuner"
+
+    @property
+    def tuner_log(self) -> Path:
+        return self.path / "tuner.log"
 
     def trial_json(self, trial_id: str) -> Path:
         return self.path / "trials" / f"{trial_id}.json"

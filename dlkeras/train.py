@@ -9,10 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from dlkeras import config
-from dlkeras.errors import DlkerasError
+from dlkeras.cli import add_recipe_arguments, report_errors
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -22,16 +21,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         epilog="Backend: set KERAS_BACKEND=tensorflow|jax|torch before running. "
         "Example: python -m dlkeras.train --recipe cnn_digits --set train.epochs=3",
     )
-    parser.add_argument("--recipe", help="bundled recipe name or path to a .toml recipe")
-    parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="override a recipe field, e.g. train.learning_rate=3e-4 (repeatable)",
-    )
-    parser.add_argument("--out", default="runs", type=Path, help="parent folder of run directories")
-    parser.add_argument(
-        "--resume", nargs="?", const="latest", metavar="RUN_DIR",
-        help="continue an interrupted run (default: the recipe's latest run under --out)",
-    )
+    add_recipe_arguments(parser, "run", "train.learning_rate=3e-4")
     parser.add_argument("--print-config", action="store_true", help="print the resolved recipe")
     parser.add_argument("--dry-run", action="store_true",
                         help="check the recipe, its data and its model, then stop: nothing is "
@@ -55,28 +45,29 @@ def list_recipes() -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        if args.list:
-            print(list_recipes())
-            return 0
-        from dlkeras import validate
+    return report_errors(lambda: run(args))
 
-        recipe = validate.resolve_recipe(args.recipe, args.overrides)
-        if args.print_config:
-            print(json.dumps(config.to_dict(recipe), indent=2))
-            return 0
-        from dlkeras.engine.backend import select_backend
 
-        select_backend(recipe)
-        if args.dry_run:
-            print(validate.dry_run(recipe))
-            return 0
-        from dlkeras.engine.run import train_recipe
+def run(args) -> int:
+    """The training path: resolve and check the recipe, pick the backend, train, report."""
+    if args.list:
+        print(list_recipes())
+        return 0
+    from dlkeras import validate
 
-        run_dir, report = train_recipe(recipe, args.out, args.resume)
-    except DlkerasError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    recipe = validate.resolve_recipe(args.recipe, args.overrides)
+    if args.print_config:
+        print(json.dumps(config.to_dict(recipe), indent=2))
+        return 0
+    from dlkeras.engine.backend import select_backend
+
+    select_backend(recipe)
+    if args.dry_run:
+        print(validate.dry_run(recipe))
+        return 0
+    from dlkeras.engine.run import train_recipe
+
+    run_dir, report = train_recipe(recipe, args.out, args.resume)
     print("\n" + report["summary"])
     print(f"run directory: {run_dir.path}")
     return 0

@@ -1,7 +1,11 @@
 """Data pipelines: `build(recipe) -> Datasets` picks the pipeline named by `data.kind`.
 
 KINDS holds one entry per data kind: the module that owns its training pipeline and its
-inference-time conversion of raw inputs, the tasks it serves and its bundled sources.
+inference-time conversion of raw inputs (`build_raw_converter`, reached through
+`raw.RawInputs`), the tasks it serves and its bundled sources. Shared by the kinds:
+`classification` (class names, label ids, class weights, splits and datasets of every
+classification pipeline), `splits`, `checks`, `sources`, `pipeline` (tf.data), `augment`
+(training-batch augmentation) and `image_decode` (one image decoder for training and inference).
 """
 
 from __future__ import annotations
@@ -19,11 +23,21 @@ MISSING_RULES = ("error", "drop")  # data.missing: rows with empty values fail, 
 
 @dataclass(frozen=True)
 class DataKind:
-    """One data kind: its pipeline module, the tasks it serves, its bundled sources."""
+    """One data kind: its pipeline module, the tasks it serves, its bundled sources.
+
+    Attributes:
+        module: defines `build(data_config, seed, preset) -> Datasets` and, when `raw_inputs`,
+            `build_raw_converter(preprocessing, folder) -> (raw batch -> model inputs)`.
+        tasks: the tasks this kind of data serves.
+        sources: the bundled data sets `data.source` may name.
+        raw_inputs: whether `raw.RawInputs` converts raw inputs of this kind (forecasts read
+            raw days through their task instead).
+    """
 
     module: str
     tasks: tuple[str, ...]
     sources: tuple[str, ...]
+    raw_inputs: bool = True
 
 
 TABLES = tuple(sources.BUNDLED_TABLES)
@@ -33,7 +47,7 @@ KINDS = {
     "image_folder": DataKind("dlkeras.data.image_files", ("classification",),
                              sources.BUNDLED_IMAGE_FOLDERS),
     "text": DataKind("dlkeras.data.text", ("classification",), TABLES),
-    "timeseries": DataKind("dlkeras.data.timeseries", ("forecast",), TABLES),
+    "timeseries": DataKind("dlkeras.data.timeseries", ("forecast",), TABLES, raw_inputs=False),
 }
 
 

@@ -75,16 +75,6 @@ def check_not_empty(count: int, what: str) -> None:
         )
 
 
-def check_labels_known(labels, known, split: str) -> None:
-    """Raises DataError when `split` holds label values the training split never had."""
-    unknown = sorted(set(map(str, labels)) - set(map(str, known)))
-    if unknown:
-        raise DataError(
-            f"{split} split has label value(s) not seen in training: {unknown[:MAX_LISTED]}; "
-            "add training examples of those classes or remove them from the evaluation data"
-        )
-
-
 def check_min_classes(class_names, what: str) -> None:
     """Raises DataError when fewer than two classes remain."""
     if len(class_names) < 2:

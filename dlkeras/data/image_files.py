@@ -9,7 +9,8 @@ folder. So no file can stop an epoch half-way.
 In tf.data each file is read, decoded, resized to `image_size` squared (aspect ratio not kept,
 so no defect at an edge is cropped away), cached in memory as uint8, shuffled, batched,
 augmented (training only) and prefetched. Pixels reach the model as float32 RGB in [0, 1];
-each backbone applies the normalisation its pretrained weights expect.
+each backbone applies the normalisation its pretrained weights expect. At inference
+`build_raw_converter` decodes files with the same decoder (`image_decode`).
 """
 
 from __future__ import annotations
@@ -20,17 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from dlkeras.data import (
-    DataInfo,
     Datasets,
-    Split,
-    balanced_class_weights,
     checks,
+    classification,
     defects,
     fingerprint,
-    image_augment,
+    image_decode,
     pipeline,
     sources,
-    splits,
 )
 from dlkeras.errors import DataError
 
@@ -41,27 +39,16 @@ def build(config, seed: int, preset: str = "") -> Datasets:
     """Lists, checks, splits (stratified) and streams the images of `config`."""
     paths, labels, where = list_examples(config)
     if config.max_examples and config.path and len(paths) > config.max_examples:
-        keep = np.sort(np.random.default_rng(0).permutation(len(paths))[: config.max_examples])
+        keep = classification.subsample(len(paths), config.max_examples)
         paths, labels = paths[keep], labels[keep]
     cache = Path(config.cache_dir).expanduser() if config.cache_dir else defects.default_cache_dir()
     paths, labels, skipped, converted = scan(paths, labels, cache / "converted")
     checks.check_not_empty(len(paths), f"{where} (readable images)")
-    train_index, val_index, test_index = splits.stratified_split(
-        labels, config.val_fraction, config.test_fraction, seed
-    )
-    class_names = sorted(set(labels[train_index]))
-    checks.check_min_classes(class_names, f"{where} (training split)")
-    label_ids = np.array([class_names.index(v) for v in labels], dtype=np.int64)
-    split_index = {"train": train_index, "val": val_index, "test": test_index}
-    for name, index in split_index.items():
-        checks.check_not_empty(len(index), f"{where} {name} split")
-    info = DataInfo(
-        task="classification",
+    split_index = classification.stratified_indices(labels, config, seed)
+    encoded = classification.label_splits(labels, split_index, where)
+    info = classification.classification_info(
+        encoded,
         input_shape=(config.image_size, config.image_size, 3),
-        num_classes=len(class_names),
-        class_names=tuple(class_names),
-        class_weights=balanced_class_weights(label_ids[train_index], len(class_names)),
-        split_sizes={name: len(index) for name, index in split_index.items()},
         preprocessing={"kind": "image_folder", "image_size": config.image_size,
                        "pixel_range": [0.0, 1.0], "resize": "bilinear, aspect ratio not kept",
                        "skipped_files": [{"path": p, "reason": r} for p, r in skipped]},
@@ -70,16 +57,32 @@ def build(config, seed: int, preset: str = "") -> Datasets:
     )
     augment = None
     if config.augment:
-        augment = image_augment.build_augment(config.augment_strength, config.mixup, config.cutmix, seed)
-    one_hot = pipeline.one_hot(label_ids, len(class_names))
-    datasets = {
-        name: make_image_dataset(paths[index], one_hot[index], config, training=name == "train",
-                                 seed=seed, augment=augment)
-        for name, index in split_index.items()
-    }
-    split_arrays = {name: Split(paths[index], label_ids[index], raw=paths[index])
-                    for name, index in split_index.items()}
-    return Datasets(**datasets, info=info, splits=split_arrays)
+        from dlkeras.data.augment import build_photo_augment
+
+        augment = build_photo_augment(config.augment_strength, config.mixup, config.cutmix, seed)
+
+    def make(split_paths, one_hot, training: bool):
+        return make_image_dataset(split_paths, one_hot, config, training=training, seed=seed,
+                                  augment=augment)
+
+    split_paths = {name: paths[index] for name, index in split_index.items()}
+    return classification.assemble(split_paths, split_paths, encoded, info, make)
+
+
+def build_raw_converter(preprocessing: dict, folder: Path | None = None):
+    """A function from image file paths to float32 RGB in [0, 1], decoded like training.
+
+    Args:
+        preprocessing: the run's `preprocessing.json` (`image_size`).
+        folder: unused; decoding needs only the image size.
+    """
+    size = preprocessing["image_size"]
+
+    def convert(paths):
+        images = [image_decode.load_image_file(p, 3, (size, size)) for p in paths]
+        return np.stack(images).astype(np.float32) / 255.0
+
+    return convert
 
 
 def list_examples(config) -> tuple[np.ndarray, np.ndarray, str]:
@@ -202,9 +205,7 @@ def make_image_dataset(paths, labels, config, training: bool, seed: int, augment
     size = config.image_size
 
     def load(path, label):
-        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-        image = tf.image.resize(tf.cast(image, tf.float32), (size, size), antialias=True)
-        return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8), label
+        return image_decode.decode_image(tf.io.read_file(path), 3, (size, size)), label
 
     dataset = tf.data.Dataset.from_tensor_slices((np.asarray(paths, dtype=str), labels))
     dataset = dataset.map(load, num_parallel_calls=pipeline.parallelism(), deterministic=True)

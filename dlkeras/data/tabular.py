@@ -1,28 +1,19 @@
 """Tabular classification: a table with a label column, numeric and categorical features.
 
 Numeric columns are standardised and categorical columns one-hot encoded with statistics fit on
-the training split only; the fitted `TabularPreprocessor` is saved with the run so that predict
-and export apply exactly the same transform to raw rows.
+the training split only; the fitted `TabularPreprocessor` is saved with the run, and
+`build_raw_converter` applies exactly the same transform to raw rows for predict and export.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from dlkeras.data import (
-    DataInfo,
-    Datasets,
-    Split,
-    balanced_class_weights,
-    checks,
-    fingerprint,
-    pipeline,
-    sources,
-    splits,
-)
-from dlkeras.errors import ConfigError
+from dlkeras.data import Datasets, checks, classification, fingerprint, sources
+from dlkeras.errors import ConfigError, DataError
 
 
 @dataclass
@@ -116,51 +107,43 @@ def build(config, seed: int, preset: str = "") -> Datasets:
         checks.check_finite(frame[column].to_numpy(dtype=np.float64), f"{where} column {column!r}")
 
     labels_text = frame[config.label_column].astype(str).to_numpy()
-    train_index, val_index, test_index = splits.stratified_split(
-        labels_text, config.val_fraction, config.test_fraction, seed
-    )
-    class_names = sorted(set(labels_text[train_index]))
-    checks.check_min_classes(class_names, f"{where} (training split)")
-    for name, index in (("validation", val_index), ("test", test_index)):
-        checks.check_labels_known(labels_text[index], class_names, name)
-    lookup = {name: i for i, name in enumerate(class_names)}
-    labels = np.array([lookup[v] for v in labels_text], dtype=np.int64)
-
-    preprocessor = TabularPreprocessor.fit(frame.iloc[train_index], numeric, categorical)
+    split_index = classification.stratified_indices(labels_text, config, seed)
+    labels = classification.label_splits(labels_text, split_index, where)
+    preprocessor = TabularPreprocessor.fit(frame.iloc[split_index["train"]], numeric, categorical)
     features = preprocessor.transform(frame)
-    split_index = {"train": train_index, "val": val_index, "test": test_index}
-    split_arrays = {
-        name: Split(features[index], labels[index], frame.iloc[index])
-        for name, index in split_index.items()
-    }
-    for name, split in split_arrays.items():
-        checks.check_not_empty(len(split.y), f"{where} {name} split")
-
-    num_classes = len(class_names)
-    info = DataInfo(
-        task="classification",
+    info = classification.classification_info(
+        labels,
         input_shape=(preprocessor.width,),
-        num_classes=num_classes,
-        class_names=tuple(class_names),
-        class_weights=balanced_class_weights(labels[train_index], num_classes),
-        split_sizes={name: len(index) for name, index in split_index.items()},
-        preprocessing={
-            "kind": "tabular",
-            "label_column": config.label_column,
-            **preprocessor.to_dict(),
-        },
+        preprocessing={"kind": "tabular", "label_column": config.label_column,
+                       **preprocessor.to_dict()},
         fingerprint=fingerprint(frame.to_csv(index=False), config.label_column),
         notes=notes,
     )
-    datasets = {
-        name: pipeline.make_dataset(
-            split.x,
-            pipeline.one_hot(split.y, num_classes),
-            config.batch_size,
-            training=name == "train",
-            seed=seed,
-            shuffle_buffer=config.shuffle_buffer,
-        )
-        for name, split in split_arrays.items()
-    }
-    return Datasets(**datasets, info=info, splits=split_arrays)
+    return classification.assemble(
+        {name: features[index] for name, index in split_index.items()},
+        {name: frame.iloc[index] for name, index in split_index.items()},
+        labels, info, classification.array_datasets(config, seed),
+    )
+
+
+def build_raw_converter(preprocessing: dict, folder: Path | None = None):
+    """A function from a DataFrame of raw rows to the model's float32 feature matrix.
+
+    Args:
+        preprocessing: the run's `preprocessing.json` (the fitted `TabularPreprocessor`).
+        folder: unused; the scalers and vocabularies are in the preprocessing.
+    """
+    preprocessor = TabularPreprocessor.from_dict(preprocessing)
+    columns = [*preprocessor.numeric, *preprocessor.categorical]
+
+    def convert(frame):
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise DataError(f"input rows lack column(s) {missing}; the model was trained with "
+                            f"{columns}")
+        features = preprocessor.transform(frame)
+        if not np.isfinite(features).all():
+            raise DataError("input rows hold empty or non-numeric values in numeric columns")
+        return features
+
+    return convert

@@ -5,24 +5,16 @@ Rows with empty or non-text values are reported (count and file rows) and droppe
 test file (`data.test_path`) is checked for texts that also appear in training and for labels
 training never saw. Tokenization uses the vocabulary of the recipe's `model.preset` and runs
 inside the tf.data pipeline; the sequence length is chosen from the training texts unless set.
+At inference `build_raw_converter` tokenizes raw texts with the same tokenizer and length.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
-from dlkeras.data import (
-    DataInfo,
-    Datasets,
-    Split,
-    balanced_class_weights,
-    checks,
-    fingerprint,
-    pipeline,
-    sources,
-    splits,
-    tokenize,
-)
+from dlkeras.data import Datasets, checks, classification, fingerprint, sources, splits, tokenize
 from dlkeras.errors import DataError
 
 
@@ -66,8 +58,8 @@ def split_frame(frame, config, seed: int, notes: list[str]) -> dict:
     """train/val/test frames: from `data.test_path` when given, else a stratified split."""
     labels = frame[config.label_column].to_numpy()
     if not config.test_path:
-        index = splits.stratified_split(labels, config.val_fraction, config.test_fraction, seed)
-        return {name: frame.iloc[i] for name, i in zip(("train", "val", "test"), index)}
+        index = classification.stratified_indices(labels, config, seed)
+        return {name: frame.iloc[i] for name, i in index.items()}
     train_index, val_index, _ = splits.stratified_split(labels, config.val_fraction, 0.0, seed)
     test, where = sources.load_table(config.test_path), config.test_path
     test = clean(test, config, where, notes)
@@ -99,40 +91,55 @@ def build(config, seed: int, preset: str = "") -> Datasets:
     notes: list[str] = []
     frame = deduplicate(clean(frame, config, where, notes), config.text_column, where, notes)
     parts = split_frame(frame, config, seed, notes)
-    class_names = sorted(parts["train"][config.label_column].unique())
-    checks.check_min_classes(class_names, f"{where} (training split)")
+    class_names = classification.class_names_of(parts["train"][config.label_column].unique(), where)
     parts = drop_unknown_labels(parts, config.label_column, class_names, notes)
-    lookup = {name: i for i, name in enumerate(class_names)}
+    labels = classification.encode_labels(
+        {name: part[config.label_column].to_numpy() for name, part in parts.items()},
+        class_names, where,
+    )
 
     tokenizer = tokenize.load_tokenizer(preset)
     train_texts = parts["train"][config.text_column].tolist()
     length, note = tokenize.choose_sequence_length(tokenizer, train_texts, config)
     notes.append(note)
-    split_arrays = {}
-    for name, part in parts.items():
-        checks.check_not_empty(len(part), f"{where} {name} split")
-        texts = np.array(part[config.text_column].tolist(), dtype=object)
-        labels = part[config.label_column].map(lookup).to_numpy(dtype=np.int64)
-        split_arrays[name] = Split(texts, labels, texts)
-    num_classes = len(class_names)
-    info = DataInfo(
-        task="classification",
+    texts = {name: np.array(part[config.text_column].tolist(), dtype=object)
+             for name, part in parts.items()}
+    info = classification.classification_info(
+        labels,
         input_shape=(length,),
-        num_classes=num_classes,
-        class_names=tuple(class_names),
-        class_weights=balanced_class_weights(split_arrays["train"].y, num_classes),
-        split_sizes={name: len(split.y) for name, split in split_arrays.items()},
         preprocessing={"kind": "text", "sequence_length": length, **tokenize.describe(tokenizer, preset)},
         fingerprint=fingerprint(frame.to_csv(index=False), config.text_column, config.label_column),
         notes=notes,
     )
-    preprocess = tokenize.build_preprocessor(tokenizer, length)
-    datasets = {
-        name: pipeline.make_dataset(
-            split.x.astype(str), pipeline.one_hot(split.y, num_classes), config.batch_size,
-            training=name == "train", seed=seed, shuffle_buffer=config.shuffle_buffer,
-            augment=None, transform=preprocess,
-        )
-        for name, split in split_arrays.items()
-    }
-    return Datasets(**datasets, info=info, splits=split_arrays)
+    make = classification.array_datasets(
+        config, seed, transform=tokenize.build_preprocessor(tokenizer, length)
+    )
+    return classification.assemble(
+        texts, texts, labels, info, lambda x, y, training: make(x.astype(str), y, training)
+    )
+
+
+def build_raw_converter(preprocessing: dict, folder: Path | None = None):
+    """A function from a list of raw texts to token ids, padding mask and segment ids.
+
+    The tokenizer is loaded once, here: from `folder`/tokenizer when the folder carries one (an
+    export does), else from the preset named in the preprocessing.
+
+    Args:
+        preprocessing: the run's `preprocessing.json` (`preset`, `sequence_length`).
+        folder: the run directory or export folder, or None.
+    """
+    source = preprocessing["preset"]
+    if folder and (Path(folder) / "tokenizer").is_dir():
+        source = str(Path(folder) / "tokenizer")
+    tokenizer = tokenize.load_tokenizer(source)
+    preprocess = tokenize.build_preprocessor(tokenizer, preprocessing["sequence_length"])
+
+    def convert(texts):
+        texts = [str(t) for t in texts]
+        if not texts or not all(t.strip() for t in texts):
+            raise DataError("every text to classify must be non-empty")
+        batch = preprocess(np.array(texts, dtype=object))
+        return {name: np.asarray(value) for name, value in batch.items()}
+
+    return convert

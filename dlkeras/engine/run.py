@@ -28,6 +28,7 @@ def train_recipe(recipe: config.Recipe, out: Path, resume: str | None = None):
     keras.utils.set_random_seed(recipe.train.seed)
     datasets = data.build(recipe.data, recipe.train.seed, preset=recipe.model.preset)
     describe_data(datasets.info)
+    model = models.build(recipe.model, datasets.info)  # before the run directory: no dead runs
     if resume:
         run_dir = RunDir.find(out, recipe.name, resume)
         run_dir.check_resumable(recipe, datasets.info.fingerprint)
@@ -36,9 +37,9 @@ def train_recipe(recipe: config.Recipe, out: Path, resume: str | None = None):
         run_dir = RunDir.create(out, recipe, datasets.info.fingerprint)
         print(f"run directory: {run_dir.path}")
     write_json_atomic(run_dir.preprocessing_json, {
-        "class_names": list(datasets.info.class_names), **datasets.info.preprocessing,
+        "task": recipe.task, "class_names": list(datasets.info.class_names),
+        **datasets.info.preprocessing,
     })
-    model = models.build(recipe.model, datasets.info)
     seconds = stages.train_stages(model, recipe, datasets, run_dir)
     save_model_atomic(model, run_dir.model_file)
     return run_dir, tasks.get(recipe.task).report(model, datasets, recipe, run_dir, seconds)

@@ -11,7 +11,9 @@ import os
 import sys
 from pathlib import Path
 
-from dlkeras.errors import DlkerasError, RunError
+from dlkeras.cli import report_errors
+from dlkeras.errors import RunError
+from dlkeras.export.formats import FORMATS, check_formats
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -20,7 +22,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--recipe", help="export the latest run of this recipe")
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="where runs live")
     parser.add_argument("--formats", help="comma-separated formats (default: the recipe's "
-                        "export.formats): saved_model,tflite,tflite_dynamic,tflite_int8,onnx")
+                        f"export.formats): {','.join(FORMATS)}")
     parser.add_argument("--out", type=Path, default=Path("saved_models"))
     parser.add_argument("--parity-examples", type=int, default=0,
                         help="limit the parity check to N test examples spread over the split (0: all)")
@@ -44,22 +46,22 @@ def runs_to_export(args) -> list[Path]:
 def main(argv=None) -> int:
     args = parse_args(argv)
     os.environ["KERAS_BACKEND"] = "tensorflow"  # conversions run on a TensorFlow reload
-    try:
-        from dlkeras.export import check_formats, export_run
+    return report_errors(lambda: run(args))
 
-        formats = None
-        if args.formats:
-            formats = check_formats([f.strip() for f in args.formats.split(",") if f.strip()])
-        targets = runs_to_export(args)
-        failed = 0
-        for run in targets:
-            report = export_run(run, formats, args.out, args.parity_examples, args.latency_seconds)
-            print(Path(report["folder"], "export_summary.md").read_text())
-            print(f"written: {report['folder']}")
-            failed += not report["passed"]
-    except DlkerasError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+
+def run(args) -> int:
+    """Export each chosen run; 1 when any artifact failed the parity gate."""
+    from dlkeras.export.run import export_run
+
+    formats = None
+    if args.formats:
+        formats = check_formats([f.strip() for f in args.formats.split(",") if f.strip()])
+    failed = 0
+    for run_path in runs_to_export(args):
+        report = export_run(run_path, formats, args.out, args.parity_examples, args.latency_seconds)
+        print(Path(report["folder"], "export_summary.md").read_text())
+        print(f"written: {report['folder']}")
+        failed += not report["passed"]
     return 1 if failed else 0
 
 

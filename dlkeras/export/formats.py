@@ -1,5 +1,100 @@
-"""FORMATS: one entry per export format (placeholder names until the table lands)."""
+"""FORMATS: the export formats, one entry each; KERAS: the model.keras copied beside them.
+
+An entry holds everything that differs by format: its file (or folder) in the export folder,
+the converter that writes it, the runtime loader that answers with it, whether it is quantized
+(the parity gate then compares task metrics, not outputs), the format it converts from (written
+first: TFLite converts from the SavedModel) and what models it refuses. Adding a format means
+adding one entry here; the export command, the parity gate, `predict --artifact` and the recipe
+checks all read this table.
+
+Importing this module imports neither TensorFlow nor Keras: converters and loaders import their
+libraries inside their bodies.
+"""
 
 from __future__ import annotations
 
-FORMATS = ("saved_model", "tflite", "tflite_dynamic", "tflite_int8", "onnx")
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from dlkeras.errors import ConfigError
+from dlkeras.export import loaders, onnx, saved_model, tflite
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """What a converter is given.
+
+    Attributes:
+        model: the Keras model, reloaded under the TensorFlow backend.
+        target: where the artifact goes (`Format.file_name` in the export folder).
+        source: the artifact of `Format.converts_from`, already written; None without one.
+        calibration: builds representative training inputs (int8 calibration) when called.
+    """
+
+    model: object
+    target: Path
+    source: Path | None
+    calibration: Callable[[], Callable]
+
+
+@dataclass(frozen=True)
+class Format:
+    """One kind of artifact.
+
+    Attributes:
+        name: the name in `--formats`, `export.formats` and the export report.
+        file_name: its file (or folder, see `directory`) in the export folder.
+        loader: path -> `predict(inputs)` in the artifact's own runtime.
+        converter: Conversion -> details for the report; None: copied, never converted.
+        quantized: compared on task metrics by the parity gate instead of outputs.
+        converts_from: the format written first and handed to the converter as its source.
+        unsupported: model -> why this model cannot have the format ("" when it can).
+        directory: the artifact is a folder.
+    """
+
+    name: str
+    file_name: str
+    loader: Callable[[Path], Callable]
+    converter: Callable[[Conversion], dict] | None = None
+    quantized: bool = False
+    converts_from: str | None = None
+    unsupported: Callable[[object], str] | None = None
+    directory: bool = False
+
+
+KERAS = Format("keras", "model.keras", loaders.load_keras)  # copied from the run, not an export choice
+
+FORMATS: dict[str, Format] = {entry.name: entry for entry in (  # export order: sources first
+    Format("saved_model", "saved_model", loaders.load_saved_model, saved_model.convert,
+           directory=True),
+    Format("tflite", "model.tflite", loaders.load_tflite,
+           functools.partial(tflite.convert, mode="float"), converts_from="saved_model"),
+    Format("tflite_dynamic", "model_dynamic.tflite", loaders.load_tflite,
+           functools.partial(tflite.convert, mode="dynamic"), quantized=True,
+           converts_from="saved_model"),
+    Format("tflite_int8", "model_int8.tflite", loaders.load_tflite,
+           functools.partial(tflite.convert, mode="int8"), quantized=True,
+           converts_from="saved_model", unsupported=tflite.int8_unsupported),
+    Format("onnx", "model.onnx", loaders.load_onnx, onnx.convert),
+)}
+
+ARTIFACTS: dict[str, Format] = {KERAS.name: KERAS, **FORMATS}  # every kind predict can load
+
+
+def check_formats(formats) -> list[str]:
+    """The requested formats in export order, with the formats they convert from.
+
+    Raises:
+        ConfigError: unknown names (before any work).
+    """
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown:
+        note = f" ({KERAS.file_name} is always written beside them)" if KERAS.name in unknown else ""
+        raise ConfigError(f"unknown export format(s) {unknown}; choose from {list(FORMATS)}{note}")
+    wanted = set(formats)
+    for name in reversed(FORMATS):  # a source comes before the formats converted from it
+        if name in wanted and FORMATS[name].converts_from:
+            wanted.add(FORMATS[name].converts_from)
+    return [name for name in FORMATS if name in wanted]

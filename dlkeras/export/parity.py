@@ -2,8 +2,9 @@
 
 Test examples go in raw (texts, table rows, image arrays or files) and are turned into model
 inputs by `dlkeras.data.raw` from the exported preprocessing, batch by batch. Float artifacts
-must match the Keras outputs within `FLOAT_TOLERANCE`; quantized ones must keep the task
-metric within their task's rule (`tasks.Task.quantized_rule`) and report how often their top-1 label agrees.
+must match the Keras outputs within `FLOAT_TOLERANCE`; quantized ones (`Format.quantized` in
+`formats.FORMATS`) must keep the task metric within their task's rule (`tasks.Task.quantized_rule`)
+and report how often their top-1 label agrees.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from dlkeras import tasks
+from dlkeras.export.formats import FORMATS
 
 FLOAT_TOLERANCE = 1e-5  # max |difference| of output probabilities / forecasts
-QUANTIZED = ("tflite_dynamic", "tflite_int8")
 
 
 def test_batches(datasets, preprocessing: dict, folder, batch_size: int, limit: int = 0):
@@ -52,7 +53,7 @@ def check(format_name: str, task: str, outputs, reference, truth) -> dict:
     result = {"max_abs_difference": difference, "metrics": task_metrics(task, outputs, truth)}
     if task == "classification":
         result["top1_agreement"] = float((outputs.argmax(1) == reference.argmax(1)).mean())
-    if format_name not in QUANTIZED:
+    if not FORMATS[format_name].quantized:
         result["rule"] = f"max abs diff <= {FLOAT_TOLERANCE:g}"
         result["passed"] = difference <= FLOAT_TOLERANCE
         return result

@@ -1,139 +1,30 @@
-"""Loads each artifact in its own runtime and wraps it as `predict(inputs) -> np.ndarray`.
+"""Loads any artifact in its own runtime as `predict(inputs) -> np.ndarray`, with clear errors.
 
-`inputs` are model inputs: an array, or a dict of arrays for multi-input models (texts).
-Every runtime is called batch by batch; shapes may change between batches (text batches are
-trimmed to their longest text), which the TFLite interpreter handles by resizing its inputs.
+Which runtime answers for which file comes from `formats.ARTIFACTS` (the export formats and
+model.keras); the runtimes themselves are in `loaders`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from dlkeras.errors import RunError
-
-
-def _as_dict(inputs, names: list[str]) -> dict:
-    if isinstance(inputs, dict):
-        return inputs
-    return {names[0]: inputs}
-
-
-def load_keras(path: Path):
-    from dlkeras.models import load_inference_model
-
-    model = load_inference_model(path)
-    return lambda inputs: np.asarray(model.predict_on_batch(inputs))
-
-
-def load_saved_model(path: Path):
-    import tensorflow as tf
-
-    loaded = tf.saved_model.load(str(path))
-    function = loaded.signatures["serving_default"]
-    names = sorted(function.structured_input_signature[1])
-
-    def predict(inputs):
-        feed = {k: tf.constant(v) for k, v in _as_dict(inputs, names).items()}
-        outputs = function(**feed)
-        return np.asarray(next(iter(outputs.values())))
-
-    return predict
-
-
-def load_tflite(path: Path):
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_path=str(path), num_threads=2)
-    details = interpreter.get_input_details()
-    names = [_input_name(d["name"]) for d in details]
-    output = interpreter.get_output_details()[0]
-    # converted with batch 1 (recurrent models): fed one example at a time
-    row_by_row = all(d["shape_signature"][0] == 1 for d in details)
-    state = {"shapes": None}
-
-    def invoke(feed):
-        shapes = [tuple(np.shape(feed[name])) for name in names]
-        if shapes != state["shapes"]:
-            for detail, shape in zip(details, shapes):
-                interpreter.resize_tensor_input(detail["index"], shape, strict=False)
-            interpreter.allocate_tensors()
-            state["shapes"] = shapes
-        for detail, name in zip(details, names):
-            interpreter.set_tensor(detail["index"], _quantize(feed[name], detail))
-        interpreter.invoke()
-        return _dequantize(interpreter.get_tensor(output["index"]), output)
-
-    def predict(inputs):
-        feed = _as_dict(inputs, names)
-        if not row_by_row:
-            return invoke(feed)
-        rows = len(next(iter(feed.values())))
-        return np.concatenate([invoke({k: v[i : i + 1] for k, v in feed.items()}) for i in range(rows)])
-
-    return predict
-
-
-def _input_name(name: str) -> str:
-    """TFLite names inputs like "serving_default_token_ids:0"."""
-    return name.split(":")[0].removeprefix("serving_default_")
-
-
-def _quantize(values, detail):
-    scale, zero = detail["quantization"]
-    if detail["dtype"] in (np.int8, np.uint8) and scale:
-        return np.round(np.asarray(values) / scale + zero).astype(detail["dtype"])
-    return np.asarray(values).astype(detail["dtype"])
-
-
-def _dequantize(values, detail):
-    scale, zero = detail["quantization"]
-    if detail["dtype"] in (np.int8, np.uint8) and scale:
-        return (values.astype(np.float32) - zero) * scale
-    return np.asarray(values, dtype=np.float32)
-
-
-def load_onnx(path: Path):
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = 2
-    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    names = [i.name for i in session.get_inputs()]
-    types = {i.name: i.type for i in session.get_inputs()}
-
-    def predict(inputs):
-        feed = _as_dict(inputs, names)
-        cast = {n: np.asarray(feed[n]).astype(np.int32 if "int32" in types[n] else
-                                              np.int64 if "int64" in types[n] else np.float32)
-                for n in names}
-        return np.asarray(session.run(None, cast)[0])
-
-    return predict
-
-
-LOADERS = {
-    "keras": load_keras,
-    "saved_model": load_saved_model,
-    "tflite": load_tflite,
-    "tflite_dynamic": load_tflite,
-    "tflite_int8": load_tflite,
-    "onnx": load_onnx,
-}
+from dlkeras.export.formats import ARTIFACTS
 
 
 def load(format_name: str, path: Path):
     """The predict function of the artifact at `path`.
 
     Raises:
-        RunError: the artifact is missing or cannot be loaded (corrupt, wrong format).
+        RunError: the artifact is missing or cannot be loaded (corrupt, wrong format, unsafe).
     """
     path = Path(path)
     if not path.exists():
         raise RunError(f"artifact {path} does not exist; run `make export` first")
     try:
-        return LOADERS[format_name](path)
+        return ARTIFACTS[format_name].loader(path)
+    except RunError:  # already says what was wrong and what to do
+        raise
     except Exception as error:  # each runtime has its own exception types for bad files
         raise RunError(
             f"cannot load {path} as {format_name}: {type(error).__name__}: {str(error)[:200]}. "
@@ -142,15 +33,22 @@ def load(format_name: str, path: Path):
 
 
 def format_of(path: Path) -> str:
-    """The artifact format from its file name (as written by the exporters)."""
+    """The artifact format from its file name (as written by the exporters), else its suffix.
+
+    Raises:
+        RunError: no format has that file name or suffix.
+    """
     path = Path(path)
-    if path.is_dir():
-        return "saved_model"
-    names = {"model.keras": "keras", "model.tflite": "tflite", "model_dynamic.tflite": "tflite_dynamic",
-             "model_int8.tflite": "tflite_int8", "model.onnx": "onnx"}
-    if path.name in names:
-        return names[path.name]
-    suffixes = {".keras": "keras", ".tflite": "tflite", ".onnx": "onnx"}
-    if path.suffix in suffixes:
-        return suffixes[path.suffix]
-    raise RunError(f"{path}: unknown artifact type; expected .keras, .tflite, .onnx or a SavedModel folder")
+    folders = [entry.name for entry in ARTIFACTS.values() if entry.directory]
+    if path.is_dir() and folders:
+        return folders[0]
+    files = [entry for entry in ARTIFACTS.values() if not entry.directory]
+    by_name = {entry.file_name: entry.name for entry in files}
+    by_suffix: dict[str, str] = {}
+    for entry in files:  # the first format with a suffix is that suffix's plain kind
+        by_suffix.setdefault(Path(entry.file_name).suffix, entry.name)
+    found = by_name.get(path.name) or by_suffix.get(path.suffix)
+    if found:
+        return found
+    raise RunError(f"{path}: unknown artifact type; expected a {', '.join(by_suffix)} file or a "
+                   f"{' or '.join(folders)} folder")

@@ -14,3 +14,9 @@ def export_saved_model(model, target: Path) -> Path:
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
     return target
+
+
+def convert(job) -> dict:
+    """The FORMATS converter: `job` is a `formats.Conversion`."""
+    export_saved_model(job.model, job.target)
+    return {}

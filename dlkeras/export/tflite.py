@@ -4,7 +4,7 @@ Conversion starts from the SavedModel. Recurrent layers (LSTM/GRU) cannot be low
 dynamic batch dimension; for them the model is converted from a concrete function with batch
 size 1, and the interpreter resizes its input for larger batches at run time. Their int8
 calibration fails inside the converter (it cannot read the recurrent state variables), so
-`unsupported_formats` rules that combination out before any work.
+`int8_unsupported` rules that combination out before any work.
 
 int8 is full integer quantization calibrated on a representative sample of the training
 split. When some op has no int8 kernel (e.g. the exact GELU of BERT) the converter keeps that
@@ -82,12 +82,19 @@ def export_tflite(saved_model: Path, model, target: Path, mode: str, representat
     return details
 
 
-def unsupported_formats(model) -> dict[str, str]:
-    """{format: reason} for TFLite formats this model cannot be converted to."""
+def convert(job, mode: str) -> dict:
+    """The FORMATS converter for `mode` ("float", "dynamic", "int8"); `job` is a
+    `formats.Conversion` whose source is the SavedModel."""
+    representative = job.calibration() if mode == "int8" else None
+    return export_tflite(job.source, job.model, job.target, mode, representative)
+
+
+def int8_unsupported(model) -> str:
+    """Why full-integer TFLite cannot have this model ("" when it can)."""
     from dlkeras.models.structure import recurrent_layer_types
 
     recurrent = recurrent_layer_types(model)
     if recurrent:
-        return {"tflite_int8": f"full-integer TFLite cannot calibrate recurrent layers "
-                               f"({', '.join(recurrent)}); use tflite_dynamic (int8 weights) instead"}
-    return {}
+        return (f"full-integer TFLite cannot calibrate recurrent layers ({', '.join(recurrent)}); "
+                "use tflite_dynamic (int8 weights) instead")
+    return ""

@@ -7,8 +7,11 @@ rest.
 from __future__ import annotations
 
 import importlib
+import json
+import zipfile
+from pathlib import Path
 
-from dlkeras.errors import ConfigError
+from dlkeras.errors import ConfigError, RunError
 
 MODELS = {
     "bert_classifier": "dlkeras.models.bert_classifier",
@@ -39,9 +42,57 @@ def build(model_config, data_info):
 
 def load_inference_model(path):
     """A saved `.keras` model for inference: safe mode, no optimizer, every factory's custom
-    layers registered first."""
+    layers registered first.
+
+    Raises:
+        RunError: the file is missing, corrupt or truncated, not a model dlkeras can rebuild, or
+            holds code (Lambda layers) that safe mode refuses; the message names the file.
+    """
     import keras
 
+    path = Path(path)
+    lambdas = _lambda_layers(_archive_config(path))
+    if lambdas:
+        raise RunError(_refused(path, f"Lambda layer(s) {', '.join(lambdas)}"))
     for module in sorted(set(MODELS.values())) + ["dlkeras.models.layers"]:
         importlib.import_module(module)
-    return keras.saving.load_model(path, compile=False, safe_mode=True)
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:  # Keras raises ValueError, TypeError, OSError... for bad files
+        if "safe_mode" in str(error):  # Keras refused to deserialize code
+            raise RunError(_refused(path, "Python code (a lambda or function)")) from None
+        raise RunError(_corrupt(path, error)) from None
+
+
+def _archive_config(path: Path) -> dict:
+    """config.json of a .keras archive (a zip file)."""
+    if not path.is_file():
+        raise RunError(f"model file {path} does not exist; train the run first (python -m dlkeras.train)")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return json.loads(archive.read("config.json"))
+    except (OSError, zipfile.BadZipFile, KeyError, ValueError, EOFError) as error:
+        raise RunError(_corrupt(path, error)) from None
+
+
+def _lambda_layers(node) -> list[str]:
+    """Names of the Lambda layers anywhere in a model config (nested models included)."""
+    if isinstance(node, list):
+        return [name for item in node for name in _lambda_layers(item)]
+    if not isinstance(node, dict):
+        return []
+    found = [str(node.get("config", {}).get("name", "?"))] if node.get("class_name") == "Lambda" else []
+    return found + [name for value in node.values() for name in _lambda_layers(value)]
+
+
+def _refused(path: Path, what: str) -> str:
+    return (f"{path} holds {what}, and dlkeras never loads code from model files (Keras safe mode); "
+            "rebuild the model without Lambda layers, e.g. train it with a dlkeras recipe "
+            "(python -m dlkeras.train --recipe NAME) and export that run")
+
+
+def _corrupt(path: Path, error: Exception) -> str:
+    cause = " ".join(str(error).split())[:200]
+    return (f"{path} is corrupt, truncated or not a dlkeras model ({type(error).__name__}: {cause}); "
+            "train the run again (python -m dlkeras.train), or for an exported copy export the run "
+            "again (python -m dlkeras.export)")

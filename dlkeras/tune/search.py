@@ -11,6 +11,7 @@ Imported by `python -m dlkeras.tune` after argument parsing (it imports Keras).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import multiprocessing
@@ -20,7 +21,6 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 import keras_tuner
-from keras_tuner.src import config as keras_tuner_config
 
 from dlkeras import config
 from dlkeras.errors import DlkerasError, RunError
@@ -176,9 +176,8 @@ def search(kind: str, recipe: config.Recipe, search_dir: SearchDir, trials: int,
             that kept failing.
     """
     resuming = search_dir.tuner_dir.exists()
-    # KerasTuner prints the traceback of every failed trial while this flag is on; the trial's
-    # message stays in its trial.json and RecipeTrials prints one line instead.
-    debug, keras_tuner_config.DEBUG = keras_tuner_config.DEBUG, False
+    # KerasTuner prints the whole traceback of every failed trial to stderr; those go to
+    # tuner.log (and each trial's message to its trial.json), RecipeTrials prints one line.
     try:
         try:
             tuner = build_tuner(kind, recipe, search_dir, trials, runner)
@@ -187,7 +186,9 @@ def search(kind: str, recipe: config.Recipe, search_dir: SearchDir, trials: int,
                 raise
             raise RunError(f"cannot load the KerasTuner state in {search_dir.tuner_dir} "
                            f"({error}); start a new search without --resume") from None
-        tuner.search(verbose=0)
+        with open(search_dir.tuner_log, "a", encoding="utf-8") as log, \
+                contextlib.redirect_stderr(log):
+            tuner.search(verbose=0)
     except keras_tuner.errors.FatalError as error:
         if isinstance(error.__cause__, DlkerasError):
             raise error.__cause__ from None
@@ -199,9 +200,8 @@ def search(kind: str, recipe: config.Recipe, search_dir: SearchDir, trials: int,
         raise RunError(
             f"the search stopped: several trials in a row failed, the last with: {last}. "
             "Narrow tune.space (e.g. lower the high bound of train.learning_rate); each "
-            f"trial's message is in {search_dir.tuner_dir}/trial_*/trial.json") from None
-    finally:
-        keras_tuner_config.DEBUG = debug
+            f"trial's message is in {search_dir.tuner_dir}/trial_*/trial.json, their tracebacks "
+            f"in {search_dir.tuner_log}") from None
     return tuner
 
 

@@ -91,7 +91,15 @@ def run_task(task: TrialTask) -> dict:
     datasets = CACHE.get(recipe)
     model = models.build(recipe.model, datasets.info)
     if task.load_weights:
-        model.load_weights(task.load_weights)
+        try:
+            model.load_weights(task.load_weights)
+        except Exception as error:  # h5py raises OSError, Keras ValueError, for bad files
+            cause = " ".join(str(error).split())[:200]
+            raise RunError(
+                f"cannot load {task.load_weights} (the best epoch of the trial this Hyperband "
+                f"trial continues from): {type(error).__name__}: {cause}. The file is corrupt or "
+                "truncated; start a new search (without --resume)"
+            ) from None
     extra = []
     if task.save_weights:
         extra.append(BestEpochWeights(model, recipe.tune.objective, task.direction,

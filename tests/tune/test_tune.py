@@ -150,7 +150,7 @@ def test_best_recipe_reruns_through_train(random_search, tmp_path, cli):
     ("tune.space.0.key=train.learnin_rate", "did you mean 'train.learning_rate'"),
     ("tune.space.0.low=0", "low > 0 for log_float"),
     ("tune.space.3.values=('wide',)", "model.units"),
-    ("tune.objective=val_mae", "does not fit task 'classification'"),
+    ("tune.objective=val_mae", "tune.objective='val_mae' is not one of 'val_loss'"),
     ("tune.space=()", "declares no search space"),
     ("train.stages=[{'name': 'a'}, {'name': 'b'}]", "a search trains one stage"),
 ])
@@ -171,7 +171,8 @@ def test_every_declared_search_space_is_valid(name):
 
 
 def test_help_skips_heavy_imports():
-    code = ("import sys; from dlkeras import tune; tune.parse_args(['--recipe', 'mlp_churn']);"
+    code = ("import sys; from dlkeras.tune import __main__ as tune; "
+            "tune.parse_args(['--recipe', 'mlp_churn']);"
             "heavy = [m for m in ('tensorflow', 'keras', 'keras_tuner', 'jax', 'torch')"
             " if m in sys.modules]; assert not heavy, heavy")
     started = time.perf_counter()

@@ -1,15 +1,47 @@
-"""Training-batch augmentation for image files: flips, rotation, colour jitter, cutout, MixUp, CutMix.
+"""Training-batch augmentation, run with TensorFlow ops inside tf.data under every backend.
 
-Keras preprocessing layers run with TensorFlow ops inside tf.data under every backend, so the
-same pipeline feeds TensorFlow, JAX and PyTorch. Pixels are float32 in [0, 1]; labels one-hot
-(MixUp and CutMix blend them).
+Two recipes of augmentation, both scaled by `data.augment_strength`:
+
+- `build_geometric_augment` (image arrays such as digits): small rotations, shifts and zooms
+  with constant fill; images only.
+- `build_photo_augment` (image files such as surface photographs): flips, rotation, colour
+  jitter and cutout, plus MixUp and CutMix, which blend the one-hot labels too.
+
+Keras preprocessing layers are called one after another (not wrapped in a Sequential) so that
+Keras runs them with TensorFlow ops inside tf.data, and the same pipeline feeds TensorFlow, JAX
+and PyTorch. Pixels are float32 in [0, 1].
 """
 
 from __future__ import annotations
 
 
-def build_augment(strength: float, mixup: float, cutmix: float, seed: int):
-    """A (images, labels) -> (images, labels) batch function.
+def build_geometric_augment(strength: float, seed: int):
+    """An images -> images batch function: random rotation, translation and zoom.
+
+    Args:
+        strength: the largest shift and zoom as a fraction of the image (rotations up to half
+            of it, as a fraction of a full turn).
+        seed: base seed of the random layers.
+    """
+    from keras import layers
+
+    transforms = [
+        layers.RandomRotation(strength / 2, fill_mode="constant", seed=seed, name="rotate"),
+        layers.RandomTranslation(strength, strength, fill_mode="constant", seed=seed + 1,
+                                 name="translate"),
+        layers.RandomZoom(strength, fill_mode="constant", seed=seed + 2, name="zoom"),
+    ]
+
+    def augment(images):
+        for layer in transforms:
+            images = layer(images, training=True)
+        return images
+
+    return augment
+
+
+def build_photo_augment(strength: float, mixup: float, cutmix: float, seed: int):
+    """An (images, labels) -> (images, labels) batch function for photographs.
 
     Args:
         strength: scales every geometric and colour change (0.1: rotations up to 36 degrees,

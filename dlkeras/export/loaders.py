@@ -1,0 +1,113 @@
+"""The runtime of each artifact kind, wrapped as `predict(inputs) -> np.ndarray`.
+
+`inputs` are model inputs: an array, or a dict of arrays for multi-input models (texts).
+Every runtime is called batch by batch; shapes may change between batches (text batches are
+trimmed to their longest text), which the TFLite interpreter handles by resizing its inputs.
+The loaders are referenced by `formats.FORMATS`; `runtimes.load` calls them with clear errors.
+Each imports its runtime library inside its body.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _as_dict(inputs, names: list[str]) -> dict:
+    if isinstance(inputs, dict):
+        return inputs
+    return {names[0]: inputs}
+
+
+def load_keras(path: Path):
+    from dlkeras.models import load_inference_model
+
+    model = load_inference_model(path)
+    return lambda inputs: np.asarray(model.predict_on_batch(inputs))
+
+
+def load_saved_model(path: Path):
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(path))
+    function = loaded.signatures["serving_default"]
+    names = sorted(function.structured_input_signature[1])
+
+    def predict(inputs):
+        feed = {k: tf.constant(v) for k, v in _as_dict(inputs, names).items()}
+        outputs = function(**feed)
+        return np.asarray(next(iter(outputs.values())))
+
+    return predict
+
+
+def load_tflite(path: Path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path), num_threads=2)
+    details = interpreter.get_input_details()
+    names = [_input_name(d["name"]) for d in details]
+    output = interpreter.get_output_details()[0]
+    # converted with batch 1 (recurrent models): fed one example at a time
+    row_by_row = all(d["shape_signature"][0] == 1 for d in details)
+    state = {"shapes": None}
+
+    def invoke(feed):
+        shapes = [tuple(np.shape(feed[name])) for name in names]
+        if shapes != state["shapes"]:
+            for detail, shape in zip(details, shapes):
+                interpreter.resize_tensor_input(detail["index"], shape, strict=False)
+            interpreter.allocate_tensors()
+            state["shapes"] = shapes
+        for detail, name in zip(details, names):
+            interpreter.set_tensor(detail["index"], _quantize(feed[name], detail))
+        interpreter.invoke()
+        return _dequantize(interpreter.get_tensor(output["index"]), output)
+
+    def predict(inputs):
+        feed = _as_dict(inputs, names)
+        if not row_by_row:
+            return invoke(feed)
+        rows = len(next(iter(feed.values())))
+        return np.concatenate([invoke({k: v[i : i + 1] for k, v in feed.items()}) for i in range(rows)])
+
+    return predict
+
+
+def _input_name(name: str) -> str:
+    """TFLite names inputs like "serving_default_token_ids:0"."""
+    return name.split(":")[0].removeprefix("serving_default_")
+
+
+def _quantize(values, detail):
+    scale, zero = detail["quantization"]
+    if detail["dtype"] in (np.int8, np.uint8) and scale:
+        return np.round(np.asarray(values) / scale + zero).astype(detail["dtype"])
+    return np.asarray(values).astype(detail["dtype"])
+
+
+def _dequantize(values, detail):
+    scale, zero = detail["quantization"]
+    if detail["dtype"] in (np.int8, np.uint8) and scale:
+        return (values.astype(np.float32) - zero) * scale
+    return np.asarray(values, dtype=np.float32)
+
+
+def load_onnx(path: Path):
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 2
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    types = {i.name: i.type for i in session.get_inputs()}
+
+    def predict(inputs):
+        feed = _as_dict(inputs, names)
+        cast = {n: np.asarray(feed[n]).astype(np.int32 if "int32" in types[n] else
+                                              np.int64 if "int64" in types[n] else np.float32)
+                for n in names}
+        return np.asarray(session.run(None, cast)[0])
+
+    return predict

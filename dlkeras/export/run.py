@@ -1,0 +1,179 @@
+"""`export_run`: one finished run to the chosen formats, each proven by the parity gate.
+
+The run's model.keras is loaded once (under the TensorFlow backend), checked against every
+chosen format, then copied and converted inside a hidden staging folder that is renamed to the
+version folder only when the report is written, and removed on any error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+from dlkeras.errors import ConfigError, RunError
+from dlkeras.export.formats import FORMATS, KERAS, Conversion, check_formats
+from dlkeras.io import write_json_atomic, write_text_atomic
+from dlkeras.runs import RunDir
+
+REPRESENTATIVE_EXAMPLES = 200
+
+
+def export_run(run_path: Path, formats=None, out: Path = Path("saved_models"),
+               parity_limit: int = 0, latency_seconds: float = 3.0) -> dict:
+    """Exports one run; returns the report. The version folder appears only when complete.
+
+    Args:
+        formats: formats to write; None means the recipe's `export.formats`.
+
+    Raises:
+        RunError: the run is unfinished, its model cannot be loaded (corrupt, unsafe), or an
+            artifact failed to convert.
+        ConfigError: unknown format names, or a format this model cannot have (before any work).
+    """
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import keras
+
+    from dlkeras.models import load_inference_model
+
+    if keras.backend.backend() != "tensorflow":
+        raise RunError("exports convert through TensorFlow: run `python -m dlkeras.export` "
+                       "(it reloads model.keras under the TensorFlow backend whatever trained it)")
+    run_dir, recipe = RunDir.load_finished(run_path)
+    chosen = check_formats(recipe.export.formats if formats is None else formats)
+    model = load_inference_model(run_dir.model_file)
+    check_supported(model, chosen)
+    root = Path(out) / recipe.name
+    version = next_version(root)
+    staging = root / f".{version}.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        report = _export_into(staging, run_dir, recipe, model, chosen, parity_limit, latency_seconds)
+        report["version"] = version
+        final = root / (str(version) if report["passed"] else f"{version}-failed")
+        write_json_atomic(staging / "export_report.json", report)
+        from dlkeras.export.summary import summary_markdown
+
+        write_text_atomic(staging / "export_summary.md", summary_markdown(report))
+        staging.rename(final)
+        report["folder"] = str(final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return report
+
+
+def check_supported(model, chosen: list[str]) -> None:
+    """ConfigError naming every requested format this model cannot be exported to."""
+    reasons = {name: FORMATS[name].unsupported(model) for name in chosen if FORMATS[name].unsupported}
+    refused = {name: why for name, why in reasons.items() if why}
+    if refused:
+        raise ConfigError("; ".join(f"{name}: {why}" for name, why in refused.items())
+                          + ". Leave it out with --formats (or the recipe's export.formats).")
+
+
+def next_version(root: Path) -> int:
+    numbers = [int(p.name.split("-")[0]) for p in root.glob("[0-9]*") if p.name.split("-")[0].isdigit()]
+    return max(numbers, default=0) + 1
+
+
+def _export_into(folder: Path, run_dir: RunDir, recipe, model, chosen: list[str], parity_limit: int,
+                 latency_seconds: float) -> dict:
+    import numpy as np
+
+    from dlkeras import data
+    from dlkeras.export import latency, parity, runtimes
+
+    preprocessing = copy_preprocessing(run_dir, folder)
+    shutil.copy2(run_dir.model_file, folder / KERAS.file_name)
+    datasets = data.build(recipe.data, recipe.train.seed, preset=recipe.model.preset)
+    batches = parity.test_batches(datasets, preprocessing, folder, batch_size=32, limit=parity_limit)
+    artifacts, seconds = {}, {}
+    for name in chosen:
+        started = time.perf_counter()
+        artifacts[name] = convert(name, model, folder, datasets, preprocessing)
+        seconds[name] = round(time.perf_counter() - started, 2)
+    reference = parity.run(lambda x: model.predict_on_batch(x), batches)
+    truth = np.concatenate([y for _, y in batches])
+    checks, contenders = {}, latency.keras_contenders(model)
+    for name in chosen:
+        path = folder / FORMATS[name].file_name
+        contenders[name] = runtimes.load(name, path)
+        checks[name] = parity.check(name, recipe.task, parity.run(contenders[name], batches), reference,
+                                    truth)
+        checks[name].update(artifacts[name], convert_seconds=seconds[name], size_bytes=size_of(path))
+    return {
+        "recipe": recipe.name,
+        "run": str(run_dir.path),
+        "trained_backend": json.loads(run_dir.env_json.read_text()).get("backend"),
+        "converted_with": "TensorFlow backend reload of model.keras",
+        "task": recipe.task,
+        "test_examples": int(len(truth)),
+        "keras_metrics": parity.task_metrics(recipe.task, reference, truth),
+        "keras_size_bytes": size_of(folder / KERAS.file_name),
+        "formats": checks,
+        "latency_ms": latency.measure(contenders, batches[0][0], latency_seconds),
+        "passed": all(c["passed"] for c in checks.values()),
+    }
+
+
+def convert(name: str, model, folder: Path, datasets, preprocessing: dict) -> dict:
+    """Writes format `name` into `folder` with its converter; returns its report details.
+
+    Raises:
+        RunError: the converter failed (the message names the format and the cause).
+    """
+    entry = FORMATS[name]
+    job = Conversion(
+        model=model,
+        target=folder / entry.file_name,
+        source=folder / FORMATS[entry.converts_from].file_name if entry.converts_from else None,
+        calibration=lambda: representative(datasets, preprocessing, folder),
+    )
+    try:
+        return entry.converter(job)
+    except RunError:
+        raise
+    except Exception as error:  # converters raise many types; name the format and the cause
+        raise RunError(f"{name} conversion failed: {type(error).__name__}: {str(error)[:300]}") from None
+
+
+def representative(datasets, preprocessing: dict, folder: Path):
+    """Calibration inputs for int8: up to 200 training examples, one at a time, as dicts."""
+    from dlkeras.data.raw import RawInputs
+
+    train = datasets.splits["train"]
+    count = min(REPRESENTATIVE_EXAMPLES, len(train.y))
+    if preprocessing["kind"] == "timeseries":
+        rows = [train.x[i : i + 1] for i in range(count)]
+    else:
+        convert_raw = RawInputs(preprocessing, folder)
+        raw = train.raw
+        rows = [convert_raw(raw.iloc[i : i + 1] if hasattr(raw, "iloc") else raw[i : i + 1])
+                for i in range(count)]
+
+    def generate():
+        for row in rows:
+            yield row if isinstance(row, dict) else [row]
+
+    return generate
+
+
+def copy_preprocessing(run_dir: RunDir, folder: Path) -> dict:
+    """preprocessing.json and labels.json beside the artifacts (+ the tokenizer for texts)."""
+    preprocessing = json.loads(run_dir.preprocessing_json.read_text())
+    if preprocessing.get("kind") == "text":
+        from dlkeras.data import tokenize
+
+        tokenize.save_tokenizer(tokenize.load_tokenizer(preprocessing["preset"]), folder / "tokenizer")
+    write_json_atomic(folder / "preprocessing.json", preprocessing)
+    write_json_atomic(folder / "labels.json", preprocessing.get("class_names", []))
+    return preprocessing
+
+
+def size_of(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
