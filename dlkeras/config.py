@@ -124,7 +124,11 @@ class TrainConfig:
 
     `loss` "auto" is the task's natural loss (cross-entropy with `label_smoothing` for
     classification, mean squared error for forecasting); "mae" and "huber" are alternatives
-    for forecasting.
+    for forecasting. `class_weight`: "none", "balanced" (n / (k * count) per class) or "auto"
+    (balanced only when it raises the validation macro-F1 of a linear probe, see
+    `tasks.linear_probe`). `keep_stage`: "best" keeps, after the last stage, the stage whose
+    weights score best on the validation split (macro-F1 for classification); "last" keeps
+    the last stage's.
     """
 
     epochs: int = 10
@@ -137,6 +141,7 @@ class TrainConfig:
     clipnorm: float = 0.0
     label_smoothing: float = 0.0
     class_weight: str = "none"
+    keep_stage: str = "best"
     mixed_precision: bool = False
     gradient_accumulation_steps: int = 1
     seed: int = 42

@@ -7,7 +7,8 @@
         history.csv      one row per epoch of every stage
         logs/            TensorBoard
         backup/<stage>/  Keras BackupAndRestore state of the running stage
-        checkpoints/     best.keras (lowest monitored value), last.keras, <stage>.weights.h5
+        checkpoints/     best.keras (lowest monitored value), last.keras, <stage>.weights.h5,
+                         backbone_features.npz (pretrained backbones: features of every split)
         model.keras      the final model
         metrics.json     test metrics and baselines
         preprocessing.json  statistics fit on the training split, for predict/export
@@ -84,6 +85,10 @@ class RunDir:
     @property
     def last_checkpoint(self) -> Path:
         return self.checkpoints_dir / "last.keras"
+
+    @property
+    def backbone_features(self) -> Path:
+        return self.checkpoints_dir / "backbone_features.npz"
 
     def stage_weights(self, stage: str) -> Path:
         return self.checkpoints_dir / f"{stage}.weights.h5"

@@ -45,6 +45,7 @@ CHOICES: dict[str, Callable[[config.Recipe], tuple[str, ...]]] = {
     "train.schedule": lambda recipe: optimizers.SCHEDULES,
     "train.loss": lambda recipe: _task(recipe).losses,
     "train.class_weight": lambda recipe: _task(recipe).class_weights,
+    "train.keep_stage": lambda recipe: ("best", "last"),
     "callbacks.monitor": lambda recipe: _task(recipe).monitors,
     "evaluate.baselines": lambda recipe: _task(recipe).baselines,
     "export.formats": lambda recipe: tuple(FORMATS),

@@ -28,10 +28,46 @@ def test_recipe_trains_on_a_64_row_csv(tmp_path, cli):
     run_dir = RunDir((tmp_path / "runs" / "latest" / "bert_tickets").resolve())
     metrics = json.loads(run_dir.metrics_json.read_text())
     assert metrics["class_names"] == ["baggage", "billing", "delay"]
-    assert set(metrics["baselines"]) == {"tfidf_logistic_regression"}
+    assert set(metrics["baselines"]) == {"tfidf_logistic_regression", "linear_probe"}
+    assert "the head starts from the linear probe's solution" in result.stdout
     assert "confidently_wrong" in metrics["extra"]
     assert (run_dir.report_dir / "confidently_wrong.md").is_file()
     stages = [row["stage"] for row in read_history(run_dir.history_csv)]
     assert stages == ["head"] * 3 + ["finetune"]
     preprocessing = json.loads(run_dir.preprocessing_json.read_text())
     assert preprocessing["kind"] == "text" and preprocessing["strip_accents"] is True
+
+
+def tickets_csv(path, count: int, seed: int):
+    rng = np.random.default_rng(seed)
+    topics = {"billing": "refund charge invoice card", "baggage": "bag lost suitcase belt",
+              "delay": "late delayed gate hours"}
+    rows = [{"message": " ".join(rng.choice(topics[q].split(), 5).tolist() + [f"n{seed}x{i}"]),
+             "queue": q} for i, q in enumerate(np.resize(list(topics), count))]
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_automatic_choices_read_no_test_example(tmp_path):
+    """Class weights, the probe's settings and the kept stage come from validation only: two
+    runs that differ only in their test file make the same choices."""
+    from dlkeras import config
+    from dlkeras.engine.run import train_recipe
+
+    train_csv = tickets_csv(tmp_path / "train.csv", 60, seed=0)
+    decided = []
+    for seed in (1, 2):
+        test_csv = tickets_csv(tmp_path / f"test{seed}.csv", 12 + 6 * seed, seed=seed)
+        recipe = config.apply_overrides(config.load_recipe("bert_tickets"), [
+            f"data.path={train_csv}", f"data.test_path={test_csv}", "data.text_column=message",
+            "data.label_column=queue", "data.val_fraction=0.3", "model.preset=tiny_bert_random",
+            "data.batch_size=8", "train.stages.0.epochs=2", "train.epochs=1",
+            "train.stages.1.learning_rate=1e-3", "callbacks.tensorboard=false",
+            "evaluate.plots=false"])
+        run_dir, report = train_recipe(recipe, tmp_path / f"runs{seed}")
+        assert report["model"]["examples"] == 12 + 6 * seed  # the test files did differ
+        decided.append({key: report.get(key) for key in
+                        ("class_weight", "linear_probe", "kept_stage", "stage_validation")})
+    assert decided[0]["class_weight"] in ("none", "balanced")
+    assert decided[0]["kept_stage"] in ("probe", "head", "finetune")
+    assert decided[0] == decided[1]

@@ -51,13 +51,18 @@ def set_trainable(model, trainable: str) -> int:
     return len(model.trainable_weights)
 
 
-def train_stages(model, recipe: config.Recipe, datasets, run_dir: RunDir) -> dict[str, float]:
-    """Runs each stage of the recipe; returns seconds per stage trained in this call."""
+def train_stages(model, recipe: config.Recipe, datasets, run_dir: RunDir,
+                 features=None) -> dict[str, float]:
+    """Runs each stage of the recipe; returns seconds per stage trained in this call.
+
+    Args:
+        features: backbone features computed once for the run (`feature_cache.Features`).
+    """
     from dlkeras.engine import callbacks
 
     finished = run_dir.finished_stages()
     if finished:
-        model.load_weights(run_dir.stage_weights(finished[-1]))
+        load_stage_weights(model, run_dir.stage_weights(finished[-1]))
     best_so_far, seconds = None, {}
     for stage in config.stage_plan(recipe.train):
         if stage.name in finished:
@@ -67,7 +72,7 @@ def train_stages(model, recipe: config.Recipe, datasets, run_dir: RunDir) -> dic
               f"{stage.learning_rate:g}, trainable={stage.trainable} ({trainable} weights)")
         started = time.perf_counter()
         stage_callbacks = callbacks.build_callbacks(recipe, run_dir, stage, best_so_far, model)
-        history = fit_stage(model, recipe, datasets, stage, stage_callbacks)
+        history = fit_stage(model, recipe, datasets, stage, stage_callbacks, features)
         seconds[stage.name] = round(time.perf_counter() - started, 2)
         check_finite_loss(history.history.get("loss", []), stage.name)
         best_so_far = next(
@@ -78,11 +83,60 @@ def train_stages(model, recipe: config.Recipe, datasets, run_dir: RunDir) -> dic
     return seconds
 
 
-def fit_stage(model, recipe: config.Recipe, datasets, stage, stage_callbacks, **fit_options):
+def keep_best_stage(model, recipe: config.Recipe, datasets, run_dir: RunDir,
+                    candidates=()) -> dict:
+    """Loads the stage weights that score best on the validation split (`train.keep_stage`).
+
+    Each stage's end-of-stage weights, and each of `candidates` (weights saved under that name
+    before training, e.g. "probe": the pretrained model with the linear probe as head), are
+    scored by the task's `selection` rank (classification: macro-F1, then accuracy); on a tie
+    the later one wins. Only validation data is read.
+
+    Returns:
+        {"kept_stage": name, "stage_validation": {name: metrics}}, or {} with one candidate
+        or `train.keep_stage="last"`.
+    """
+    import numpy as np
+
+    from dlkeras import tasks
+
+    names = [*candidates, *(stage.name for stage in config.stage_plan(recipe.train))]
+    if recipe.train.keep_stage != "best" or len(names) < 2:
+        return {}
+    task = tasks.get(recipe.task)
+    truth = np.asarray(datasets.splits["val"].y)
+    scores = {}
+    for name in names:
+        load_stage_weights(model, run_dir.stage_weights(name))
+        outputs = np.asarray(model.predict(datasets.val, verbose=0), dtype=np.float64)
+        scores[name] = task.parity_metrics(outputs, truth)
+    kept = names[0]
+    for name in names[1:]:
+        if task.selection(scores[name]) >= task.selection(scores[kept]):
+            kept = name
+    load_stage_weights(model, run_dir.stage_weights(kept))
+    shown = "; ".join(f"{name}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+                      for name, metrics in scores.items())
+    print(f"validation by stage: {shown}; keeping the weights of stage {kept!r}")
+    return {"kept_stage": kept, "stage_validation": scores}
+
+
+def load_stage_weights(model, path) -> None:
+    """Loads a stage's weights; the optimizer state saved beside them is not needed."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        model.load_weights(path)
+
+
+def fit_stage(model, recipe: config.Recipe, datasets, stage, stage_callbacks, features=None,
+              **fit_options):
     """Compiles `model` for one stage (optimizer, loss, metrics of the recipe) and fits it.
 
     Args:
         stage: a stage of `config.stage_plan` (epochs and learning rate filled in).
+        features: backbone features computed earlier (`feature_cache.Features`), if any.
         fit_options: `fit` arguments that replace the stage's, e.g. `epochs`, `initial_epoch`.
 
     Returns:
@@ -93,8 +147,8 @@ def fit_stage(model, recipe: config.Recipe, datasets, stage, stage_callbacks, **
 
     fit_model, train_data, val_data = model, datasets.train, datasets.val
     if feature_cache.can_cache(model, stage, recipe.data.augment):
-        fit_model, train_data, val_data, _ = feature_cache.build(
-            model, datasets, recipe.data.batch_size, recipe.train.seed
+        fit_model, train_data, val_data = feature_cache.build(
+            model, datasets, recipe.data.batch_size, recipe.train.seed, features
         )
     steps = int(train_data.cardinality()) * stage.epochs
     task = tasks.get(recipe.task)

@@ -29,7 +29,9 @@ class Task:
         class_weights: the accepted values of `train.class_weight`.
         build_loss: recipe -> Keras loss.
         build_metrics: () -> compile metrics.
-        report: (model, datasets, recipe, run_dir, seconds) -> report dict with a `summary`.
+        report: (model, datasets, recipe, run_dir, training) -> report dict with a `summary`;
+            `training` holds what the run decided (seconds per stage, kept stage, probe).
+        selection: validation metrics -> a rank, higher is better (which stage to keep).
         predict_raw: (loaded model, request) -> (printed text, CSV) for the predict command.
         parity_metrics: (outputs, truth) -> the metrics the export gate compares.
         quantized_rule: (reference metrics, artifact metrics) -> (rule text, passed).
@@ -47,6 +49,7 @@ class Task:
     predict_raw: Callable
     parity_metrics: Callable
     quantized_rule: Callable
+    selection: Callable
     class_weights: tuple[str, ...] = ("none",)
     description: str = field(default="")
 
@@ -60,13 +63,14 @@ TASKS = {
         objectives=("val_loss", "val_macro_f1", "val_accuracy"),
         monitors=("val_loss", "val_accuracy", "loss", "accuracy"),
         baselines=tuple(classification_baselines.BASELINES),
-        class_weights=("none", "balanced"),
+        class_weights=("none", "balanced", "auto"),
         build_loss=classification.build_loss,
         build_metrics=classification.build_metrics,
         report=classification.report,
         predict_raw=classification.predict_raw,
         parity_metrics=classification.parity_metrics,
         quantized_rule=classification.quantized_rule,
+        selection=lambda metrics: (metrics["macro_f1"], metrics["accuracy"]),
     ),
     "forecast": Task(
         name="forecast",
@@ -82,6 +86,7 @@ TASKS = {
         predict_raw=forecast.predict_raw,
         parity_metrics=forecast.parity_metrics,
         quantized_rule=forecast.quantized_rule,
+        selection=lambda metrics: (-metrics["mae"],),
     ),
 }
 

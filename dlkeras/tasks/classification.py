@@ -82,7 +82,7 @@ EXTRA_REPORTS: dict[str, str] = {
 }
 
 
-def report(model, datasets, recipe, run_dir: RunDir, seconds: dict[str, float]) -> dict:
+def report(model, datasets, recipe, run_dir: RunDir, training: dict) -> dict:
     """Scores the model and the baselines on the test split and writes the report files."""
     info = datasets.info
     test = datasets.splits["test"]
@@ -93,11 +93,11 @@ def report(model, datasets, recipe, run_dir: RunDir, seconds: dict[str, float]) 
         "baselines": {
             name: {k: v for k, v in classification_metrics(test.y, scores, info.class_names).items()
                    if k not in ("per_class", "confusion_matrix")}
-            for name, scores in classification_baselines.run_all(recipe, datasets).items()
+            for name, scores in baseline_probabilities(recipe, datasets, run_dir, training).items()
         },
         "split_sizes": info.split_sizes,
         "class_names": list(info.class_names),
-        "train_seconds": seconds,
+        **training,
         "notes": info.notes,
     }
     if recipe.data.kind in EXTRA_REPORTS and recipe.evaluate.plots:
@@ -117,6 +117,40 @@ def report(model, datasets, recipe, run_dir: RunDir, seconds: dict[str, float]) 
     return report
 
 
+def baseline_probabilities(recipe, datasets, run_dir: RunDir, training: dict) -> dict[str, np.ndarray]:
+    """Test probabilities of the recipe's classical baselines and, for a pretrained backbone,
+    of the linear probe on its frozen features (with the settings validation chose)."""
+    scores = classification_baselines.run_all(recipe, datasets)
+    probe = training.get("linear_probe")
+    if probe and run_dir.backbone_features.is_file():
+        from dlkeras.engine import feature_cache
+        from dlkeras.tasks import linear_probe
+
+        features = feature_cache.load(run_dir.backbone_features)
+        fitted = linear_probe.refit(features, datasets.info.num_classes, probe["c"],
+                                    probe["class_weight"], recipe.train.seed)
+        scores["linear_probe"] = fitted.probabilities(features.x["test"])
+    return scores
+
+
+def verdict(report: dict) -> str:
+    """One sentence: did the network beat each baseline on accuracy and on macro-F1?"""
+    model, baselines = report["model"], report["baselines"]
+    if not baselines:
+        return "The network was not compared with any baseline."
+    parts = []
+    for name, metrics in baselines.items():
+        won = [k for k in ("accuracy", "macro_f1") if model[k] > metrics[k]]
+        if len(won) == 2:
+            parts.append(f"beat {name} on accuracy and macro-F1")
+        elif won:
+            lost = "macro-F1" if won == ["accuracy"] else "accuracy"
+            parts.append(f"beat {name} on {won[0].replace('macro_f1', 'macro-F1')} but NOT on {lost}")
+        else:
+            parts.append(f"did NOT beat {name}")
+    return "The network " + "; it ".join(parts) + " (test split)."
+
+
 HEADLINE = ("accuracy", "macro_f1", "f1", "roc_auc", "log_loss")
 
 
@@ -133,6 +167,13 @@ def summary_table(report: dict) -> str:
     for name, metrics in rows.items():
         cells = [f"{metrics[k]:.4f}" if k in metrics else "" for k in keys]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", verdict(report)]
+    kept = report.get("kept_stage")
+    if kept == "probe":
+        lines.append("The model is the pretrained backbone with the linear probe as its head: it "
+                     "scored best on validation, so no trained stage was kept (hence the tie).")
+    elif kept:
+        lines.append(f"Kept the weights of stage {kept!r}, the best on validation.")
     return "\n".join(lines) + "\n"
 
 

@@ -95,7 +95,7 @@ def verdict(model_name: str, model: dict, baselines: dict[str, dict]) -> str:
 # === Report ===
 
 
-def report(model, datasets, recipe, run_dir: RunDir, seconds: dict[str, float]) -> dict:
+def report(model, datasets, recipe, run_dir: RunDir, training: dict) -> dict:
     """Scores the network and the baselines on the test windows and writes the report files."""
     info = datasets.info
     windows = datasets.splits["test"].raw
@@ -117,7 +117,7 @@ def report(model, datasets, recipe, run_dir: RunDir, seconds: dict[str, float]) 
         "model": {"name": recipe.model.name, **forecast_metrics(windows.actual, forecasts["network"])},
         "baselines": baselines,
         "split_sizes": info.split_sizes,
-        "train_seconds": seconds,
+        **training,
         "notes": info.notes,
     }
     result["beats_baselines"] = {name: result["model"]["mae"] < b["mae"] for name, b in baselines.items()}

@@ -23,7 +23,7 @@ import keras
 import keras_tuner
 
 from dlkeras import config, data, models
-from dlkeras.engine import callbacks, stages
+from dlkeras.engine import callbacks, run, stages
 from dlkeras.errors import RunError
 from dlkeras.io import save_model_atomic
 
@@ -104,6 +104,8 @@ def run_task(task: TrialTask) -> dict:
     if task.save_weights:
         extra.append(BestEpochWeights(model, recipe.tune.objective, task.direction,
                                       Path(task.save_weights)))
+    if recipe.train.class_weight == "auto":  # chosen on validation, as training does
+        _, _, recipe = run.resolve_class_weight(recipe, run.choose_class_weight(recipe, datasets), {})
     options = {"epochs": task.epochs, "initial_epoch": task.initial_epoch} if task.epochs else {}
     history = fit_trial(model, recipe, datasets, extra, **options)
     return {
