@@ -34,7 +34,9 @@ RECIPE = Recipe(
     ),
     model=ModelConfig(name="bert_classifier", preset="all_minilm_l6_v2", dropout=0.1),
     train=TrainConfig(
-        epochs=2,  # ~3 min an epoch on 2 cores, so `make demo` stays under 15 minutes
+        # two epochs: the first already lifts validation accuracy from 0.81 (head) to 0.85; an
+        # epoch takes 5.5-9.5 min on 2 CPU cores (570 s on an AVX2-only EPYC)
+        epochs=2,
         learning_rate=8e-5,  # small 6-layer encoders fine-tune best above BERT-base's 2e-5..5e-5
         weight_decay=0.01,
         warmup_fraction=0.1,
