@@ -8,7 +8,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "dlkeras"
 # `python -m` entry points: they parse arguments and call the library, never the reverse.
-COMMANDS = {"dlkeras.train", "dlkeras.predict", "dlkeras.tune.__main__", "dlkeras.export.__main__"}
+COMMANDS = {"dlkeras.train", "dlkeras.predict", "dlkeras.tune", "dlkeras.export.__main__"}
 
 
 def module_name(path: Path) -> str:
@@ -23,7 +23,7 @@ def imported_modules(path: Path, modules: set[str]) -> set[str]:
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            # `from dlkeras.tune import worker` imports dlkeras.tune.worker (a module) when it is one
+            # `from dlkeras.tuning import worker` imports dlkeras.tune.worker (a module) when it is one
             names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
         else:
             continue

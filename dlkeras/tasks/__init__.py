@@ -9,7 +9,7 @@ entry here (and the module that implements it). Nothing here imports Keras at mo
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from dlkeras.errors import ConfigError
 from dlkeras.tasks import classification, classification_baselines, forecast, forecast_baselines
@@ -51,13 +51,11 @@ class Task:
     quantized_rule: Callable
     selection: Callable
     class_weights: tuple[str, ...] = ("none",)
-    description: str = field(default="")
 
 
 TASKS = {
     "classification": Task(
         name="classification",
-        description="one label per example, from a fixed set of classes",
         losses=classification.LOSSES,
         directions=classification.DIRECTIONS,
         objectives=("val_loss", "val_macro_f1", "val_accuracy"),
@@ -74,7 +72,6 @@ TASKS = {
     ),
     "forecast": Task(
         name="forecast",
-        description="the next days of a daily series",
         losses=tuple(forecast.LOSSES),
         directions=forecast.DIRECTIONS,
         objectives=("val_loss", "val_mae"),

@@ -9,11 +9,10 @@ import time
 
 import pytest
 
-from dlkeras import config, train, validate
+from dlkeras import config, train, tune, validate
 from dlkeras.recipes import RECIPES
 from dlkeras.runs import RunDir, SearchDir, read_history
-from dlkeras.tune import __main__ as tune
-from dlkeras.tune import worker as trial_worker
+from dlkeras.tuning import worker as trial_worker
 
 
 def search_args(csv, out, tuner="random", trials=2, *extra):
@@ -162,7 +161,7 @@ def test_search_space_errors_exit_cleanly(override, message, capsys):
 
 @pytest.mark.parametrize("name", sorted(RECIPES))
 def test_every_declared_search_space_is_valid(name):
-    from dlkeras.tune import space as search_space
+    from dlkeras.tuning import space as search_space
 
     recipe = config.load_recipe(name)
     if recipe.tune.space:
@@ -171,7 +170,7 @@ def test_every_declared_search_space_is_valid(name):
 
 
 def test_help_skips_heavy_imports():
-    code = ("import sys; from dlkeras.tune import __main__ as tune; "
+    code = ("import sys; from dlkeras import tune; "
             "tune.parse_args(['--recipe', 'mlp_churn']);"
             "heavy = [m for m in ('tensorflow', 'keras', 'keras_tuner', 'jax', 'torch')"
             " if m in sys.modules]; assert not heavy, heavy")

@@ -13,7 +13,7 @@ from pathlib import Path
 from dlkeras import config
 from dlkeras.io import pyplot, save_figure_atomic, write_json_atomic, write_text_atomic
 from dlkeras.runs import SearchDir
-from dlkeras.tune import space as search_space
+from dlkeras.tuning import space as search_space
 
 
 def write(search_dir: SearchDir, recipe: config.Recipe, base: config.Recipe, recipe_ref: str,

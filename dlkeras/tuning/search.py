@@ -26,8 +26,8 @@ from dlkeras import config
 from dlkeras.errors import DlkerasError, RunError
 from dlkeras.io import write_json_atomic
 from dlkeras.runs import SearchDir
-from dlkeras.tune import space as search_space
-from dlkeras.tune import worker as trial_worker
+from dlkeras.tuning import space as search_space
+from dlkeras.tuning import worker as trial_worker
 
 
 class TrialRunner:

@@ -20,7 +20,7 @@ from dlkeras.engine.backend import select_backend
 from dlkeras.errors import ConfigError, RunError
 from dlkeras.io import write_json_atomic
 from dlkeras.runs import SearchDir
-from dlkeras.tune import space as search_space
+from dlkeras.tuning import space as search_space
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -64,9 +64,9 @@ def tune(recipe: config.Recipe, args) -> str:
 
     from dlkeras.engine.backend import configure_precision
     from dlkeras.engine.run import describe_data
-    from dlkeras.tune import report as tune_report
-    from dlkeras.tune import search as tuning
-    from dlkeras.tune import worker as trial_worker
+    from dlkeras.tuning import report as tune_report
+    from dlkeras.tuning import search as tuning
+    from dlkeras.tuning import worker as trial_worker
 
     configure_precision(recipe.train.mixed_precision)
     keras.utils.set_random_seed(recipe.train.seed)
