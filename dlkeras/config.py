@@ -35,9 +35,10 @@ class DataConfig:
     optional `covariate_columns`; each example is `input_days` days of inputs and the
     `horizon_days` days that follow as targets. `gap_fill` is the rule for missing dates:
     "interpolate" (linear), "zero" (e.g. a closed shop sold nothing), "previous" (carry the
-    last value forward) or "error". `calendar_features` picks from "day_of_week" (one-hot) and
-    "month" (sine and cosine); `holidays` lists "YYYY-MM-DD" dates or yearly "MM-DD" dates
-    that set a holiday flag feature.
+    last value forward) or "error". `calendar_features` picks from "day_of_week" (one-hot),
+    "month" and "day_of_year" (sine and cosine), or is ("auto",): the training and validation
+    days choose (see `data.seasonality`); `holidays` lists "YYYY-MM-DD" dates or yearly "MM-DD"
+    dates that set a holiday flag feature.
 
     Image files (`kind="image_folder"`): `path` is a folder with one sub-folder of images per
     class, or a CSV with `image_column` (paths, relative to the CSV) and `label_column`; an
@@ -87,6 +88,8 @@ class ModelConfig:
     """Which factory builds the network, and its size.
 
     `attention_heads` is the number of heads of each attention layer (transformer_encoder).
+    `last_value_residual` (forecasting networks): the head predicts each horizon day's change
+    from the last input day, so an untrained network starts as the last-value forecast.
     `weights` (image backbones): "imagenet" (the pretrained weights installed locally),
     "random", or a path to a weights file.
     """
@@ -98,6 +101,7 @@ class ModelConfig:
     dropout: float = 0.2
     l2: float = 0.0
     attention_heads: int = 4
+    last_value_residual: bool = False
     weights: str = "imagenet"
 
 
@@ -128,7 +132,8 @@ class TrainConfig:
     (balanced only when it raises the validation macro-F1 of a linear probe, see
     `tasks.linear_probe`). `keep_stage`: "best" keeps, after the last stage, the stage whose
     weights score best on the validation split (macro-F1 for classification); "last" keeps
-    the last stage's.
+    the last stage's. `time_budget_minutes` (0: none) caps the stages that run the whole model so
+    that training ends within that many minutes of the run's start (see `engine.budget`).
     """
 
     epochs: int = 10
@@ -142,6 +147,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     class_weight: str = "none"
     keep_stage: str = "best"
+    time_budget_minutes: float = 0.0
     mixed_precision: bool = False
     gradient_accumulation_steps: int = 1
     seed: int = 42

@@ -4,6 +4,7 @@
         recipe.json      the fully resolved recipe, written before training
         env.json         versions, backend, seed, git sha, data fingerprint
         progress.json    finished stages (for --resume)
+        budget.json      each stage's length under train.time_budget_minutes (for --resume)
         history.csv      one row per epoch of every stage
         logs/            TensorBoard
         backup/<stage>/  Keras BackupAndRestore state of the running stage
@@ -65,6 +66,10 @@ class RunDir:
     @property
     def progress_json(self) -> Path:
         return self.path / "progress.json"
+
+    @property
+    def budget_json(self) -> Path:
+        return self.path / "budget.json"
 
     @property
     def history_csv(self) -> Path:
@@ -207,6 +212,13 @@ class RunDir:
 
     def mark_stage_finished(self, stage: str) -> None:
         write_json_atomic(self.progress_json, {"finished_stages": [*self.finished_stages(), stage]})
+
+    def stage_plans(self) -> dict[str, dict]:
+        """Each planned stage's length (`engine.budget.StagePlan` fields), by stage name."""
+        return json.loads(self.budget_json.read_text()) if self.budget_json.is_file() else {}
+
+    def save_stage_plan(self, stage: str, plan: dict) -> None:
+        write_json_atomic(self.budget_json, {**self.stage_plans(), stage: plan})
 
 
 def environment(recipe: config.Recipe, data_fingerprint: str) -> dict:

@@ -39,7 +39,7 @@ CHOICES: dict[str, Callable[[config.Recipe], tuple[str, ...]]] = {
     "data.source": _data_sources,
     "data.missing": lambda recipe: data.MISSING_RULES,
     "data.gap_fill": lambda recipe: timeseries.GAP_FILLS,
-    "data.calendar_features": lambda recipe: timeseries.CALENDAR_FEATURES,
+    "data.calendar_features": lambda recipe: timeseries.CALENDAR_CHOICES,
     "model.name": lambda recipe: tuple(models.MODELS),
     "train.optimizer": lambda recipe: tuple(optimizers.OPTIMIZERS),
     "train.schedule": lambda recipe: optimizers.SCHEDULES,
@@ -91,6 +91,9 @@ def check_recipe(recipe: config.Recipe) -> None:
                 check(value)
             except ConfigError as error:
                 raise ConfigError(f"{where}: {error}") from None
+    if recipe.train.time_budget_minutes < 0:
+        raise ConfigError(f"train.time_budget_minutes={recipe.train.time_budget_minutes:g}; "
+                          "use a number of minutes, or 0 for no budget")
 
 
 def _check_field(recipe: config.Recipe, key: str) -> None:

@@ -7,7 +7,8 @@ window (`input_days` of inputs followed by `horizon_days` of targets) lies insid
 Scaling statistics come from the training days only.
 
 Model inputs per day: the scaled target, the scaled covariates, the `data.calendar_features`
-(day of week one-hot, month sine/cosine) and, when `data.holidays` is set, a holiday flag.
+(day of week one-hot, month sine/cosine, day of year sine/cosine; "auto" lets the training and
+validation days choose, see `seasonality`) and, when `data.holidays` is set, a holiday flag.
 Split `y` holds the targets in scaled units (what the network learns); `Split.raw` holds them
 in original units with the input days' values, for baselines and the report.
 """
@@ -19,11 +20,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dlkeras.data import DataInfo, Datasets, Split, checks, fingerprint, pipeline, sources, splits
+from dlkeras.data import (
+    DataInfo,
+    Datasets,
+    Split,
+    checks,
+    fingerprint,
+    pipeline,
+    seasonality,
+    sources,
+    splits,
+)
 from dlkeras.errors import ConfigError, DataError
 
 GAP_FILLS = ("interpolate", "zero", "previous", "error")
-CALENDAR_FEATURES = ("day_of_week", "month")
+CALENDAR_FEATURES = ("day_of_week", "month", "day_of_year")
+AUTO = seasonality.AUTO
+CALENDAR_CHOICES = (*CALENDAR_FEATURES, AUTO)
+OLD_CALENDAR = ("day_of_week", "month")  # runs saved before the setting was recorded
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MIN_INPUT_DAYS = 7  # one week: the weekly pattern and the seasonal-naive baseline need it
 SETTINGS = ("date_column", "target_column", "covariate_columns", "gap_fill", "calendar_features",
@@ -37,6 +51,8 @@ class ForecastWindows:
     history: np.ndarray  # (windows, input_days) target over the input days
     actual: np.ndarray  # (windows, horizon_days) target over the forecast days
     first_dates: np.ndarray  # (windows,) datetime64[D] of the first forecast day
+    days: np.ndarray | None = None  # (days,) target over every day of the split
+    dates: np.ndarray | None = None  # (days,) datetime64[D] of those days
 
 
 # === Reading and checking ===
@@ -50,11 +66,14 @@ def series_settings(config) -> dict:
     settings["calendar_features"] = list(config.calendar_features)
     if config.gap_fill not in GAP_FILLS:
         raise ConfigError(f"data.gap_fill={config.gap_fill!r}; choose one of {list(GAP_FILLS)}")
-    unknown = sorted(set(config.calendar_features) - set(CALENDAR_FEATURES))
+    unknown = sorted(set(config.calendar_features) - set(CALENDAR_CHOICES))
     if unknown:
         raise ConfigError(
-            f"data.calendar_features {unknown} unknown; choose from {list(CALENDAR_FEATURES)}"
+            f"data.calendar_features {unknown} unknown; choose from {list(CALENDAR_CHOICES)}"
         )
+    if AUTO in config.calendar_features and len(config.calendar_features) > 1:
+        raise ConfigError(f"data.calendar_features={config.calendar_features}: 'auto' chooses "
+                          "every feature itself; give ('auto',) alone or an explicit list")
     if config.input_days < MIN_INPUT_DAYS or config.horizon_days < 1:
         raise ConfigError(
             f"data.input_days={config.input_days} and data.horizon_days={config.horizon_days}: "
@@ -159,6 +178,10 @@ def calendar_features(dates, kinds, holidays) -> tuple[np.ndarray, list[str]]:
         angle = 2 * np.pi * (dates.month.to_numpy() - 1) / 12
         blocks += [np.sin(angle)[:, None], np.cos(angle)[:, None]]
         names += ["month_sin", "month_cos"]
+    if "day_of_year" in kinds:
+        angle = 2 * np.pi * (dates.day_of_year.to_numpy() - 1) / 365.25
+        blocks += [np.sin(angle)[:, None], np.cos(angle)[:, None]]
+        names += ["day_of_year_sin", "day_of_year_cos"]
     if holidays:
         exact, yearly = parse_holidays(holidays)
         flag = [d.strftime("%Y-%m-%d") in exact or d.strftime("%m-%d") in yearly for d in dates]
@@ -183,7 +206,7 @@ def model_inputs(series, preprocessing: dict) -> np.ndarray:
         (series[column].to_numpy(dtype=np.float64) - mean) / std
         for column, (mean, std) in preprocessing["scaler"].items()
     ]
-    calendar, _ = calendar_features(series.index, preprocessing.get("calendar_features", CALENDAR_FEATURES),
+    calendar, _ = calendar_features(series.index, preprocessing.get("calendar_features", OLD_CALENDAR),
                                     preprocessing["holidays"])
     return np.concatenate([np.stack(scaled, axis=1), calendar], axis=1).astype(np.float32)
 
@@ -245,7 +268,9 @@ def split_windows(series, features, span, settings: dict) -> Split:
     original = sliding_windows(series.iloc[start:stop, 0].to_numpy(), total)
     first = series.index[start + input_days : stop - settings["horizon_days"] + 1]
     raw = ForecastWindows(original[:, :input_days], original[:, input_days:],
-                          first.to_numpy().astype("datetime64[D]"))
+                          first.to_numpy().astype("datetime64[D]"),
+                          series.iloc[start:stop, 0].to_numpy(),
+                          series.index[start:stop].to_numpy().astype("datetime64[D]"))
     return Split(x, scaled.astype(np.float32), raw)
 
 
@@ -263,6 +288,7 @@ def build(config, seed: int, preset: str = "") -> Datasets:
     for name, span in spans.items():
         check_span_length(name, span, series, settings, where)
     train_start, train_stop = spans["train"]
+    seasonality.resolve_calendar(series.iloc[: spans["val"][1]], settings, notes)
     preprocessing = {"kind": "timeseries", **settings,
                      "scaler": fit_scaler(series.iloc[train_start:train_stop])}
     features = model_inputs(series, preprocessing)

@@ -160,3 +160,21 @@ class ValMacroF1(keras.callbacks.Callback):
             logs["val_macro_f1"] = float(f1_score(
                 np.concatenate(true), np.concatenate(predicted), average="macro", zero_division=0
             ))
+
+
+class BudgetGuard(keras.callbacks.Callback):
+    """Stops training after the batch during which the run's time budget ran out.
+
+    Args:
+        clock: the run's `engine.budget.Clock`.
+    """
+
+    def __init__(self, clock):
+        super().__init__()
+        self.clock = clock
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.clock.seconds_left() <= 0 and not self.model.stop_training:
+            print(f"\ntime budget of {self.clock.minutes:g} min spent: training stops after "
+                  f"batch {batch + 1}", flush=True)
+            self.model.stop_training = True

@@ -12,6 +12,8 @@ from dlkeras import config
 from dlkeras.io import save_model_atomic, write_json_atomic
 from dlkeras.runs import RunDir
 
+MIN_PERFECT_VALIDATION = 50  # validation examples a perfect probe needs to end the run early
+
 
 def train_recipe(recipe: config.Recipe, out: Path, resume: str | None = None):
     """Trains and evaluates `recipe`; returns the run directory and the metrics report.
@@ -23,8 +25,9 @@ def train_recipe(recipe: config.Recipe, out: Path, resume: str | None = None):
     import keras
 
     from dlkeras import data, models, tasks
-    from dlkeras.engine import backend, stages
+    from dlkeras.engine import backend, budget, stages
 
+    clock = budget.Clock(recipe.train.time_budget_minutes)
     backend.configure_precision(recipe.train.mixed_precision)
     keras.utils.set_random_seed(recipe.train.seed)
     datasets = data.build(recipe.data, recipe.train.seed, preset=recipe.model.preset)
@@ -42,9 +45,19 @@ def train_recipe(recipe: config.Recipe, out: Path, resume: str | None = None):
         **datasets.info.preprocessing,
     })
     training, features, recipe = decide_from_validation(model, recipe, datasets, run_dir)
-    training["train_seconds"] = stages.train_stages(model, recipe, datasets, run_dir, features)
-    training.update(stages.keep_best_stage(model, recipe, datasets, run_dir,
-                                           training.get("candidates", [])))
+    if recipe.train.keep_stage == "best" and probe_is_perfect(training,
+                                                              len(datasets.splits["val"].y)):
+        print("the linear probe is already perfect on validation, where no stage could score "
+              "higher: keeping it and skipping the training stages")
+        stages.load_stage_weights(model, run_dir.stage_weights("probe"))
+        training.update(train_seconds={}, kept_stage="probe")
+    else:
+        training["train_seconds"] = stages.train_stages(model, recipe, datasets, run_dir,
+                                                        features, clock)
+        if recipe.train.time_budget_minutes:
+            training["stage_lengths"] = run_dir.stage_plans()
+        training.update(stages.keep_best_stage(model, recipe, datasets, run_dir,
+                                               training.get("candidates", []), features))
     save_model_atomic(model, run_dir.model_file)
     return run_dir, tasks.get(recipe.task).report(model, datasets, recipe, run_dir, training)
 
@@ -84,6 +97,17 @@ def decide_from_validation(model, recipe: config.Recipe, datasets, run_dir: RunD
     if recipe.train.class_weight == "auto":
         return resolve_class_weight(recipe, choose_class_weight(recipe, datasets), training)
     return training, features, recipe
+
+
+def probe_is_perfect(training: dict, validation_size: int) -> bool:
+    """True when the kept linear probe classifies every validation example right.
+
+    Only with at least `MIN_PERFECT_VALIDATION` examples: a perfect score on a handful proves
+    little.
+    """
+    validation = training.get("linear_probe", {}).get("validation", {})
+    return ("probe" in training.get("candidates", ()) and validation.get("accuracy") == 1.0
+            and validation_size >= MIN_PERFECT_VALIDATION)
 
 
 def choose_class_weight(recipe: config.Recipe, datasets) -> str:

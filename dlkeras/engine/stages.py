@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from typing import NamedTuple
 
 from dlkeras import config
 from dlkeras.errors import ConfigError, RunError
@@ -52,45 +53,99 @@ def set_trainable(model, trainable: str) -> int:
 
 
 def train_stages(model, recipe: config.Recipe, datasets, run_dir: RunDir,
-                 features=None) -> dict[str, float]:
+                 features=None, clock=None) -> dict[str, float]:
     """Runs each stage of the recipe; returns seconds per stage trained in this call.
 
     Args:
         features: backbone features computed once for the run (`feature_cache.Features`).
+        clock: the run's `budget.Clock`; stages that run the whole model are cut to what
+            fits in the time it has left (`train.time_budget_minutes`).
     """
-    from dlkeras.engine import callbacks
+    from dlkeras.engine import budget, callbacks, feature_cache
 
+    clock = clock or budget.Clock(0)
     finished = run_dir.finished_stages()
     if finished:
         load_stage_weights(model, run_dir.stage_weights(finished[-1]))
     best_so_far, seconds = None, {}
-    for stage in config.stage_plan(recipe.train):
+    plan_of_stages = config.stage_plan(recipe.train)
+    for index, stage in enumerate(plan_of_stages):
         if stage.name in finished:
             continue
         trainable = set_trainable(model, stage.trainable)
-        print(f"stage {stage.name!r}: {stage.epochs} epoch(s), learning rate "
-              f"{stage.learning_rate:g}, trainable={stage.trainable} ({trainable} weights)")
         started = time.perf_counter()
-        stage_callbacks = callbacks.build_callbacks(recipe, run_dir, stage, best_so_far, model)
-        history = fit_stage(model, recipe, datasets, stage, stage_callbacks, features)
+        prepared = prepare_stage(model, recipe, datasets, stage, features)
+        later = sum(other.epochs for other in plan_of_stages[index + 1:]
+                    if not feature_cache.can_cache(model, other, recipe.data.augment))
+        plan = plan_stage(prepared, recipe, stage, run_dir, clock,
+                          share=stage.epochs / max(stage.epochs + later, 1))
+        if plan.epochs == 0:
+            print(f"stage {stage.name!r} skipped: {plan.reason} (train.time_budget_minutes="
+                  f"{recipe.train.time_budget_minutes:g})")
+        else:
+            print(f"stage {stage.name!r}: {describe_length(plan)}, learning rate "
+                  f"{stage.learning_rate:g}, trainable={stage.trainable} ({trainable} weights)")
+            stage_callbacks = callbacks.build_callbacks(recipe, run_dir, stage, best_so_far, model)
+            if clock.limited:
+                stage_callbacks.append(callbacks.BudgetGuard(clock))
+            history = fit_stage(model, recipe, datasets, stage, stage_callbacks,
+                                prepared=prepared, plan=plan)
+            check_finite_loss(history.history.get("loss", []), stage.name)
+            best_so_far = next(
+                (c.best for c in stage_callbacks if isinstance(c, callbacks.AtomicCheckpoints)),
+                best_so_far,
+            )
         seconds[stage.name] = round(time.perf_counter() - started, 2)
-        check_finite_loss(history.history.get("loss", []), stage.name)
-        best_so_far = next(
-            (c.best for c in stage_callbacks if isinstance(c, callbacks.AtomicCheckpoints)), None
-        )
         save_model_atomic(model, run_dir.stage_weights(stage.name), weights_only=True)
         run_dir.mark_stage_finished(stage.name)
     return seconds
 
 
+def plan_stage(prepared, recipe: config.Recipe, stage, run_dir: RunDir, clock,
+               share: float = 1.0):
+    """The stage's length under the time budget; kept in the run so a resume repeats it.
+
+    Args:
+        share: the part of the time left this stage may take: its epochs over those of the
+            stages left that run the whole model (time a stage leaves unused goes to the next).
+    """
+    from dlkeras.engine import budget
+
+    kept = run_dir.stage_plans().get(stage.name)
+    if kept is not None:
+        return budget.from_json(kept)
+    fit_model, train_data, val_data, cached = prepared
+    step_seconds = None
+    if clock.limited and not cached:
+        step_seconds = budget.time_steps(
+            fit_model, train_data,
+            lambda: compile_stage(fit_model, recipe, stage, int(train_data.cardinality())),
+        )
+    allowed = clock.seconds_left() * share
+    plan = budget.plan_stage(stage, int(train_data.cardinality()), int(val_data.cardinality()),
+                             step_seconds, allowed)
+    if step_seconds is not None:
+        print(f"time budget: {clock.seconds_left():.0f} s left, {allowed:.0f} s for stage "
+              f"{stage.name!r} at {step_seconds:.3f} s per step: {plan.reason}")
+    run_dir.save_stage_plan(stage.name, budget.to_json(plan))
+    return plan
+
+
+def describe_length(plan) -> str:
+    if plan.steps_per_epoch:
+        return f"{plan.steps_per_epoch} steps (part of one epoch)"
+    return f"{plan.epochs} epoch(s)"
+
+
 def keep_best_stage(model, recipe: config.Recipe, datasets, run_dir: RunDir,
-                    candidates=()) -> dict:
+                    candidates=(), features=None) -> dict:
     """Loads the stage weights that score best on the validation split (`train.keep_stage`).
 
     Each stage's end-of-stage weights, and each of `candidates` (weights saved under that name
     before training, e.g. "probe": the pretrained model with the linear probe as head), are
     scored by the task's `selection` rank (classification: macro-F1, then accuracy); on a tie
-    the later one wins. Only validation data is read.
+    the later one wins. Only validation data is read. Weights whose backbone is still the
+    pretrained one (candidates, head-only stages) are scored on the cached `features`.
 
     Returns:
         {"kept_stage": name, "stage_validation": {name: metrics}}, or {} with one candidate
@@ -99,17 +154,27 @@ def keep_best_stage(model, recipe: config.Recipe, datasets, run_dir: RunDir,
     import numpy as np
 
     from dlkeras import tasks
+    from dlkeras.models.structure import HEAD
 
-    names = [*candidates, *(stage.name for stage in config.stage_plan(recipe.train))]
+    plan = config.stage_plan(recipe.train)
+    names = [*candidates, *(stage.name for stage in plan)]
     if recipe.train.keep_stage != "best" or len(names) < 2:
         return {}
+    pretrained_backbone = {*candidates}
+    for stage in plan:  # head-only stages up to the first one that moves the backbone
+        if stage.trainable != "head":
+            break
+        pretrained_backbone.add(stage.name)
     task = tasks.get(recipe.task)
     truth = np.asarray(datasets.splits["val"].y)
     scores = {}
     for name in names:
         load_stage_weights(model, run_dir.stage_weights(name))
-        outputs = np.asarray(model.predict(datasets.val, verbose=0), dtype=np.float64)
-        scores[name] = task.parity_metrics(outputs, truth)
+        if features is not None and name in pretrained_backbone:
+            outputs = model.get_layer(HEAD).predict(features.x["val"], verbose=0)
+        else:
+            outputs = model.predict(datasets.val, verbose=0)
+        scores[name] = task.parity_metrics(np.asarray(outputs, dtype=np.float64), truth)
     kept = names[0]
     for name in names[1:]:
         if task.selection(scores[name]) >= task.selection(scores[kept]):
@@ -130,27 +195,32 @@ def load_stage_weights(model, path) -> None:
         model.load_weights(path)
 
 
-def fit_stage(model, recipe: config.Recipe, datasets, stage, stage_callbacks, features=None,
-              **fit_options):
-    """Compiles `model` for one stage (optimizer, loss, metrics of the recipe) and fits it.
+class PreparedStage(NamedTuple):
+    """What one stage fits, and whether it is the head on cached backbone features."""
 
-    Args:
-        stage: a stage of `config.stage_plan` (epochs and learning rate filled in).
-        features: backbone features computed earlier (`feature_cache.Features`), if any.
-        fit_options: `fit` arguments that replace the stage's, e.g. `epochs`, `initial_epoch`.
+    fit_model: object
+    train_data: object
+    val_data: object
+    cached: bool = False
 
-    Returns:
-        The `History` of the fit.
-    """
-    from dlkeras import tasks
-    from dlkeras.engine import feature_cache, optimizers
 
-    fit_model, train_data, val_data = model, datasets.train, datasets.val
+def prepare_stage(model, recipe: config.Recipe, datasets, stage, features=None) -> PreparedStage:
+    """What a stage fits: the head on cached backbone features, or the whole model on the data."""
+    from dlkeras.engine import feature_cache
+
     if feature_cache.can_cache(model, stage, recipe.data.augment):
-        fit_model, train_data, val_data = feature_cache.build(
+        head, train, val = feature_cache.build(
             model, datasets, recipe.data.batch_size, recipe.train.seed, features
         )
-    steps = int(train_data.cardinality()) * stage.epochs
+        return PreparedStage(head, train, val, cached=True)
+    return PreparedStage(model, datasets.train, datasets.val)
+
+
+def compile_stage(fit_model, recipe: config.Recipe, stage, steps: int) -> None:
+    """Compiles with the stage's optimizer (its schedule `steps` long), the loss and metrics."""
+    from dlkeras import tasks
+    from dlkeras.engine import optimizers
+
     task = tasks.get(recipe.task)
     fit_model.compile(
         optimizer=optimizers.build_optimizer(recipe.train, stage.learning_rate, steps,
@@ -158,8 +228,32 @@ def fit_stage(model, recipe: config.Recipe, datasets, stage, stage_callbacks, fe
         loss=task.build_loss(recipe),
         metrics=task.build_metrics(),
     )
+
+
+def fit_stage(model, recipe: config.Recipe, datasets, stage, stage_callbacks, features=None,
+              prepared=None, plan=None, **fit_options):
+    """Compiles `model` for one stage (optimizer, loss, metrics of the recipe) and fits it.
+
+    Args:
+        stage: a stage of `config.stage_plan` (epochs and learning rate filled in).
+        features: backbone features computed earlier (`feature_cache.Features`), if any.
+        prepared: `prepare_stage`'s result, when the caller has it already.
+        plan: the stage's length under the time budget (`budget.StagePlan`); None: as the
+            stage says.
+        fit_options: `fit` arguments that replace the stage's, e.g. `epochs`, `initial_epoch`.
+
+    Returns:
+        The `History` of the fit.
+    """
+    fit_model, train_data, val_data, _ = prepared or prepare_stage(model, recipe, datasets,
+                                                                   stage, features)
+    epochs = plan.epochs if plan else stage.epochs
+    steps_per_epoch = plan.steps_per_epoch if plan else None
+    compile_stage(fit_model, recipe, stage,
+                  (steps_per_epoch or int(train_data.cardinality())) * epochs)
     options = {
-        "epochs": stage.epochs,
+        "epochs": epochs,
+        "steps_per_epoch": steps_per_epoch,
         "class_weight": class_weights(recipe, datasets.info),
         "shuffle": False,  # the tf.data pipeline shuffles (seeded) itself
         "verbose": 1 if sys.stdout.isatty() else 2,

@@ -23,6 +23,24 @@ class MaskedMeanPooling(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="dlkeras")
+class LastValue(keras.layers.Layer):
+    """Feature `index` of the last time step of a (batch, steps, features) window: (batch, 1)."""
+
+    def __init__(self, index: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.index = index
+
+    def call(self, window):
+        return window[:, -1, self.index : self.index + 1]
+
+    def compute_output_shape(self, window_shape):
+        return (window_shape[0], 1)
+
+    def get_config(self):
+        return {**super().get_config(), "index": self.index}
+
+
+@keras.saving.register_keras_serializable(package="dlkeras")
 def gelu_erf(x):
     """Exact GELU, x * Phi(x), written with erf (the ONNX exporter cannot convert erfc)."""
     return 0.5 * x * (1.0 + keras.ops.erf(x * 0.7071067811865476))

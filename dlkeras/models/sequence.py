@@ -12,7 +12,10 @@ in the body:
   `attention_heads` heads, and a feed-forward of twice the width).
 
 The head is one Dense layer with `horizon_days` linear outputs (direct multi-step): every day of
-the horizon is predicted at once, in the scaled units of the target.
+the horizon is predicted at once, in the scaled units of the target. With
+`model.last_value_residual` those outputs are changes added to the last input day's target
+(feature 0 of the window), so training starts from the last-value forecast and learns
+departures from it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import keras
 from keras import layers
 
 from dlkeras.errors import ConfigError
+from dlkeras.models.layers import LastValue
 
 KERNEL_SIZE = 3
 FEED_FORWARD_RATIO = 2
@@ -108,6 +112,9 @@ def build(config, info):
     inputs = keras.Input(shape=info.input_shape, name="window")
     x = BODIES[config.name](inputs, config)
     outputs = layers.Dense(horizon_days, name="head_output")(x)
+    if config.last_value_residual:
+        last = LastValue(index=0, name="last_value")(inputs)  # the target is feature 0
+        outputs = layers.Add(name="head_from_last_value")([outputs, last])
 
     # === Functional Model ===
     return keras.Model(inputs, outputs, name=config.name)

@@ -3,8 +3,10 @@
 Report on the test split: MAE, RMSE and MAPE per horizon day, beside baselines.
 
 The network's forecasts are turned back into the target's original units and scored on the
-test windows; the baselines of `evaluate.baselines` (see `forecast_baselines`) forecast the
-very same windows from the same input days.
+test windows; the baselines of `evaluate.baselines` (see `forecast_baselines`), fit on the
+training split, forecast the very same windows from the same input days. metrics.json also
+records the seasonality found on the training and validation days and the calendar features
+the network was given.
 
 MAPE skips forecasts whose actual value is zero (a closed day has no percentage error) and the
 report says how many it skipped. Files: metrics.json, report/summary.md,
@@ -22,6 +24,7 @@ from dlkeras.errors import DataError
 from dlkeras.io import write_json_atomic, write_text_atomic
 from dlkeras.runs import RunDir, read_history
 from dlkeras.tasks.forecast_baselines import run_baselines
+from dlkeras.tasks.forecast_features import BaselineInputs
 
 ZERO_TOLERANCE = 1e-9
 # `train.loss` -> Keras loss class and the name it logs under ("auto" is mean squared error)
@@ -86,7 +89,8 @@ def verdict(model_name: str, model: dict, baselines: dict[str, dict]) -> str:
     if len(beaten) == len(baselines):
         outcome = "beat every baseline" if len(baselines) > 1 else "beat the baseline"
     elif beaten:
-        outcome = f"beat {', '.join(beaten)} but NOT {', '.join(set(baselines) - set(beaten))}"
+        missed = [name for name in baselines if name not in beaten]
+        outcome = f"beat {', '.join(beaten)} but NOT {', '.join(missed)}"
     else:
         outcome = "did NOT beat " + ("any baseline" if len(baselines) > 1 else "the baseline")
     return f"The network ({model_name}) {outcome} on test MAE: {model['mae']:.2f} vs {scores}."
@@ -104,7 +108,9 @@ def report(model, datasets, recipe, run_dir: RunDir, training: dict) -> dict:
     mean, std = info.preprocessing["scaler"][target]
     scaled = model.predict(datasets.splits["test"].x, batch_size=recipe.data.batch_size, verbose=0)
     forecasts = {"network": np.asarray(scaled, dtype=np.float64) * std + mean}
-    forecasts.update(run_baselines(recipe.evaluate.baselines, windows.history, horizon_days))
+    inputs = BaselineInputs.from_run(datasets.splits, info.preprocessing, recipe.train.seed)
+    baseline_forecasts, baseline_settings = run_baselines(recipe.evaluate.baselines, inputs)
+    forecasts.update(baseline_forecasts)
     baselines = {name: forecast_metrics(windows.actual, forecasts[name])
                  for name in recipe.evaluate.baselines}
     result = {
@@ -116,6 +122,9 @@ def report(model, datasets, recipe, run_dir: RunDir, training: dict) -> dict:
                            str(windows.first_dates[-1] + np.timedelta64(horizon_days - 1, "D"))],
         "model": {"name": recipe.model.name, **forecast_metrics(windows.actual, forecasts["network"])},
         "baselines": baselines,
+        "baseline_settings": baseline_settings,
+        "calendar_features": info.preprocessing["calendar_features"],
+        "seasonality": info.preprocessing.get("seasonality"),
         "split_sizes": info.split_sizes,
         **training,
         "notes": info.notes,
@@ -177,6 +186,11 @@ def summary_table(result: dict) -> str:
         "",
         result["verdict"],
     ]
+    found = result.get("seasonality")
+    if found:
+        lines.append(f"Calendar features of the network: {', '.join(result['calendar_features']) or 'none'} "
+                     f"(requested {', '.join(found['requested']) or 'none'}; training and validation "
+                     f"days: {found['reason']}).")
     if model["mape_skipped_zero_actuals"]:
         lines.append(f"MAPE skips the {model['mape_skipped_zero_actuals']} forecast(s) whose "
                      "actual value is zero.")

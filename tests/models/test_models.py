@@ -116,3 +116,22 @@ def test_unknown_model_name():
 
     with pytest.raises(ConfigError, match="model.name='resnet9'.*cnn"):
         models.build(config.ModelConfig(name="resnet9"), None)
+
+
+@pytest.mark.parametrize("name", sorted(FORECASTERS))
+def test_last_value_residual_starts_from_the_last_input_day(name, tmp_path):
+    import dataclasses
+
+    import keras
+
+    model_config, shape = TINY[name]
+    info = DataInfo(task="forecast", input_shape=shape, preprocessing={"horizon_days": 3})
+    model = models.build(dataclasses.replace(model_config, last_value_residual=True), info)
+    head = model.get_layer("head_output")
+    head.set_weights([np.zeros_like(w) for w in head.get_weights()])
+    x = np.random.default_rng(0).normal(size=(5, *shape)).astype("float32")
+    expected = np.repeat(x[:, -1, :1], 3, axis=1)  # feature 0 of the last day, every day
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, atol=1e-6)
+    model.save(tmp_path / "model.keras")
+    reloaded = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
+    np.testing.assert_allclose(reloaded.predict(x, verbose=0), expected, atol=1e-6)

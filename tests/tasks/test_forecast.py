@@ -24,8 +24,8 @@ def test_baselines_on_a_hand_made_series():
     np.testing.assert_array_equal(seasonal[1], [108, 109, 110, 111, 112, 113, 114, 108, 109])
     weekly = np.tile([5.0, 1, 1, 1, 1, 1, 9], 3)[None]  # a perfectly weekly series
     np.testing.assert_array_equal(forecast_baselines.seasonal_naive(weekly[:, :14], 7), weekly[:, 14:])
-    with pytest.raises(ConfigError, match="not forecast baselines.*last_value"):
-        forecast_baselines.run_baselines(["logistic_regression"], history, 3)
+    with pytest.raises(ConfigError, match="needs at least 7 input days"):
+        forecast_baselines.seasonal_naive(history[:, :5], 3)
 
 
 def test_metrics_by_hand_and_mape_is_safe_with_zero_actuals():
@@ -78,3 +78,36 @@ def test_smoke_run_of_each_model_type(model_name, daily_sales_csv, tmp_path):
     assert metrics["model"]["examples"] == len(test.actual)
     expected = np.abs(test.actual - test.history[:, -1:]).mean()
     assert metrics["baselines"]["last_value"]["mae"] == pytest.approx(expected)
+
+
+def test_lstm_sales_smoke_run_scores_every_baseline_and_chooses_its_calendar(cli, tmp_path):
+    import pandas as pd
+
+    dates = pd.date_range("2016-01-01", periods=3 * 365, freq="D")
+    rng = np.random.default_rng(0)
+    weekly = np.array([0.0, 1, 2, 3, 6, 8, -4])[dates.day_of_week]
+    values = 50 + 10 * np.sin(2 * np.pi * dates.day_of_year / 365.25) + weekly + rng.normal(0, 1, len(dates))
+    path = tmp_path / "daily.csv"
+    pd.DataFrame({"when": dates.strftime("%Y-%m-%d"), "level": values}).to_csv(path, index=False)
+    module = config.load_recipe_module("lstm_sales")
+    sets = [*module.SMOKE, f"data.path={path}", "data.date_column=when",
+            "data.target_column=level", "data.holidays=()", "callbacks.tensorboard=false"]
+    result = cli(["--recipe", "lstm_sales", "--out", str(tmp_path / "runs"),
+                  *[a for s in sets for a in ("--set", s)]])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "calendar features (auto" in result.stdout and "['day_of_week', 'day_of_year']" in result.stdout
+    run = tmp_path / "runs" / "latest" / "lstm_sales"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics["baselines"]) == set(forecast_baselines.FORECAST_BASELINES)
+    assert set(module.RECIPE.evaluate.baselines) == set(forecast_baselines.FORECAST_BASELINES)
+    for name, scores in metrics["baselines"].items():
+        assert math.isfinite(scores["mae"]) and scores["examples"] == metrics["model"]["examples"], name
+    assert metrics["calendar_features"] == ["day_of_week", "day_of_year"]
+    assert metrics["seasonality"]["requested"] == ["auto"]
+    summary = (run / "report" / "summary.md").read_text()
+    assert metrics["verdict"] in summary and "gradient_boosting" in metrics["verdict"]
+    preprocessing = json.loads((run / "preprocessing.json").read_text())
+    assert preprocessing["calendar_features"] == ["day_of_week", "day_of_year"]
+    forecast_run = cli(["--run", str(run)], module="dlkeras.predict")
+    assert forecast_run.returncode == 0, forecast_run.stderr[-3000:]
+    assert "2019-01-06" in forecast_run.stdout  # the 7th day after the last one, 2018-12-30

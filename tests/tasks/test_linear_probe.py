@@ -55,3 +55,28 @@ def test_an_untrained_backbone_gives_a_small_head():
         features.x[name] = features.x[name] * 1e-13
     kernel, _ = linear_probe.fit(features, 3, "none", seed=0).head_weights()
     assert np.abs(kernel).max() < 10
+
+
+def test_a_probe_perfect_on_validation_is_kept_without_training(cli, tmp_path):
+    """Solid-colour classes: the probe classifies all of validation right, so no stage runs."""
+    import json
+
+    from PIL import Image
+
+    for index, name in enumerate(("red", "green", "blue")):
+        (tmp_path / "parts" / name).mkdir(parents=True)
+        for number in range(120):  # 54 validation images: enough for the shortcut
+            pixels = np.full((16, 16, 3), 40 + number % 50, np.uint8)
+            pixels[..., index] = 250
+            Image.fromarray(pixels).save(tmp_path / "parts" / name / f"{number}.png")
+    sets = [f"data.path={tmp_path / 'parts'}", "data.image_size=32", "data.batch_size=8",
+            "data.augment=false"]
+    result = cli(["--recipe", "effnet_defects", "--out", str(tmp_path / "runs"),
+                  *[a for s in sets for a in ("--set", s)]])
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "runs" / "latest" / "effnet_defects"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["linear_probe"]["validation"]["accuracy"] == 1.0
+    assert (metrics["kept_stage"], metrics["train_seconds"]) == ("probe", {})
+    assert not (run / "history.csv").exists()
+    assert metrics["model"]["accuracy"] == metrics["baselines"]["linear_probe"]["accuracy"]
