@@ -29,7 +29,9 @@ class DataConfig:
     unused fields are ignored by other pipelines. `missing` says what to do with rows that have
     empty feature values: "error" (default) or "drop" (reported with a count). `test_path`
     gives a separate test file instead of a test split. Text: `sequence_length` 0 picks the
-    99th percentile of training token counts, capped at `max_sequence_length`.
+    99th percentile of training token counts, capped at `max_sequence_length`;
+    `group_by_length` puts training texts of similar length in the same batch (each batch is
+    padded only to its longest text, so this trains on fewer padding tokens).
 
     Time series (`kind="timeseries"`): one row per day with `date_column`, `target_column` and
     optional `covariate_columns`; each example is `input_days` days of inputs and the
@@ -68,6 +70,7 @@ class DataConfig:
     shuffle_buffer: int = 4096
     sequence_length: int = 0
     max_sequence_length: int = 128
+    group_by_length: bool = True
     date_column: str = "date"
     target_column: str = "value"
     covariate_columns: tuple[str, ...] = ()

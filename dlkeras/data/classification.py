@@ -125,13 +125,19 @@ def assemble(features: dict, raw: dict, labels: Labels, info: DataInfo,
 
 
 def array_datasets(config, seed: int, augment: Callable | None = None,
-                   transform: Callable | None = None) -> Callable:
-    """A `make_dataset` for `assemble` that batches in-memory arrays (`pipeline.make_dataset`)."""
+                   transform: Callable | None = None, train_lengths=None) -> Callable:
+    """A `make_dataset` for `assemble` that batches in-memory arrays (`pipeline.make_dataset`).
+
+    Args:
+        train_lengths: one length per training example: training batches group examples of
+            similar length (`pipeline.make_dataset`'s `lengths`).
+    """
 
     def make(features, one_hot, training: bool):
         return pipeline.make_dataset(
             features, one_hot, config.batch_size, training=training, seed=seed,
             shuffle_buffer=config.shuffle_buffer, augment=augment, transform=transform,
+            lengths=train_lengths if training else None,
         )
 
     return make

@@ -99,9 +99,11 @@ def build(config, seed: int, preset: str = "") -> Datasets:
     )
 
     tokenizer = tokenize.load_tokenizer(preset)
-    train_texts = parts["train"][config.text_column].tolist()
-    length, note = tokenize.choose_sequence_length(tokenizer, train_texts, config)
+    counts = tokenize.token_counts(tokenizer, parts["train"][config.text_column].tolist())
+    length, note = tokenize.choose_sequence_length(counts, config)
     notes.append(note)
+    if config.group_by_length:
+        notes.append("training batches group texts of similar length (data.group_by_length)")
     texts = {name: np.array(part[config.text_column].tolist(), dtype=object)
              for name, part in parts.items()}
     info = classification.classification_info(
@@ -112,7 +114,8 @@ def build(config, seed: int, preset: str = "") -> Datasets:
         notes=notes,
     )
     make = classification.array_datasets(
-        config, seed, transform=tokenize.build_preprocessor(tokenizer, length)
+        config, seed, transform=tokenize.build_preprocessor(tokenizer, length),
+        train_lengths=counts if config.group_by_length else None,
     )
     return classification.assemble(
         texts, texts, labels, info, lambda x, y, training: make(x.astype(str), y, training)

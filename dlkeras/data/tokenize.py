@@ -66,16 +66,20 @@ def special_ids(tokenizer) -> dict[str, int]:
     }
 
 
-def choose_sequence_length(tokenizer, texts: list[str], config) -> tuple[int, str]:
-    """`data.sequence_length`, or the 99th percentile of training token counts (+2 specials),
+def token_counts(tokenizer, texts: list[str]) -> np.ndarray:
+    """Tokens per text, the start and end tokens included."""
+    tokens = tokenizer(texts)
+    tokens = tokens.to_list() if hasattr(tokens, "to_list") else tokens
+    return np.array([len(ids) for ids in tokens], dtype=np.int64) + 2
+
+
+def choose_sequence_length(counts: np.ndarray, config) -> tuple[int, str]:
+    """`data.sequence_length`, or the 99th percentile of training token counts (`token_counts`),
     rounded up to a multiple of 8 and capped at `data.max_sequence_length`.
 
     Returns:
         (length, a sentence reporting the choice and how many texts it truncates)
     """
-    tokens = tokenizer(texts)
-    tokens = tokens.to_list() if hasattr(tokens, "to_list") else tokens
-    counts = np.array([len(ids) for ids in tokens]) + 2
     if config.sequence_length:
         length, how = config.sequence_length, "set by data.sequence_length"
     else:
