@@ -137,6 +137,8 @@ class TrainConfig:
     weights score best on the validation split (macro-F1 for classification); "last" keeps
     the last stage's. `time_budget_minutes` (0: none) caps the stages that run the whole model so
     that training ends within that many minutes of the run's start (see `engine.budget`).
+    `keep_best_of_baselines` (forecasting): when a storable baseline scores a lower validation
+    MAE than the network, the run keeps it and `predict` serves it (exports hold the network).
     """
 
     epochs: int = 10
@@ -151,6 +153,7 @@ class TrainConfig:
     class_weight: str = "none"
     keep_stage: str = "best"
     time_budget_minutes: float = 0.0
+    keep_best_of_baselines: bool = False
     mixed_precision: bool = False
     gradient_accumulation_steps: int = 1
     seed: int = 42

@@ -12,6 +12,8 @@
                          backbone_features.npz (pretrained backbones: features of every split)
         model.keras      the final model
         metrics.json     test metrics and baselines
+        kept_baseline.json  forecasting with train.keep_best_of_baselines: the baseline kept
+        intervals.json   forecasting: the served model's interval offsets per horizon day
         preprocessing.json  statistics fit on the training split, for predict/export
         report/          plots and per-class tables
     runs/latest/<recipe>  symlink to the newest run of that recipe
@@ -108,6 +110,14 @@ class RunDir:
     @property
     def metrics_json(self) -> Path:
         return self.path / "metrics.json"
+
+    @property
+    def intervals_json(self) -> Path:
+        return self.path / "intervals.json"
+
+    @property
+    def kept_baseline_json(self) -> Path:
+        return self.path / "kept_baseline.json"
 
     @property
     def preprocessing_json(self) -> Path:

@@ -12,7 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from dlkeras.errors import ConfigError
-from dlkeras.tasks import classification, classification_baselines, forecast, forecast_baselines
+from dlkeras.tasks import (
+    classification,
+    classification_baselines,
+    forecast,
+    forecast_baselines,
+    forecast_predict,
+)
 
 
 @dataclass(frozen=True)
@@ -80,7 +86,7 @@ TASKS = {
         build_loss=forecast.build_loss,
         build_metrics=forecast.build_metrics,
         report=forecast.report,
-        predict_raw=forecast.predict_raw,
+        predict_raw=forecast_predict.predict_raw,
         parity_metrics=forecast.parity_metrics,
         quantized_rule=forecast.quantized_rule,
         selection=lambda metrics: (-metrics["mae"],),

@@ -1,4 +1,4 @@
-"""The forecast task: loss and metrics, the test report, forecasts from raw days, parity.
+"""The forecast task: loss and metrics, the test report, parity (raw days: `forecast_predict`).
 
 Report on the test split: MAE, RMSE and MAPE per horizon day, beside baselines.
 
@@ -6,7 +6,9 @@ The network's forecasts are turned back into the target's original units and sco
 test windows; the baselines of `evaluate.baselines` (see `forecast_baselines`), fit on the
 training split, forecast the very same windows from the same input days. metrics.json also
 records the seasonality found on the training and validation days and the calendar features
-the network was given.
+the network was given, and the validation MAE of the network and every baseline: the summary
+names the best forecaster that can serve, and with `train.keep_best_of_baselines` a baseline
+that beats the network on validation becomes the run's served model.
 
 MAPE skips forecasts whose actual value is zero (a closed day has no percentage error) and the
 report says how many it skipped. Files: metrics.json, report/summary.md,
@@ -20,10 +22,10 @@ import io
 
 import numpy as np
 
-from dlkeras.errors import DataError
 from dlkeras.io import write_json_atomic, write_text_atomic
 from dlkeras.runs import RunDir, read_history
-from dlkeras.tasks.forecast_baselines import run_baselines
+from dlkeras.tasks import forecast_choice
+from dlkeras.tasks.forecast_baselines import fit_baselines
 from dlkeras.tasks.forecast_features import BaselineInputs
 
 ZERO_TOLERANCE = 1e-9
@@ -109,8 +111,19 @@ def report(model, datasets, recipe, run_dir: RunDir, training: dict) -> dict:
     scaled = model.predict(datasets.splits["test"].x, batch_size=recipe.data.batch_size, verbose=0)
     forecasts = {"network": np.asarray(scaled, dtype=np.float64) * std + mean}
     inputs = BaselineInputs.from_run(datasets.splits, info.preprocessing, recipe.train.seed)
-    baseline_forecasts, baseline_settings = run_baselines(recipe.evaluate.baselines, inputs)
-    forecasts.update(baseline_forecasts)
+    fitted = fit_baselines(recipe.evaluate.baselines, inputs)
+    forecasts.update({name: f.forecast(windows) for name, f in fitted.items()})
+    val = datasets.splits["val"].raw
+    scaled_val = model.predict(datasets.splits["val"].x, batch_size=recipe.data.batch_size, verbose=0)
+    val_forecasts = {"network": np.asarray(scaled_val, dtype=np.float64) * std + mean,
+                     **{name: f.forecast(val) for name, f in fitted.items()}}
+    choice = forecast_choice.choose(
+        val.actual, val_forecasts, fitted,
+        run_dir.kept_baseline_json if recipe.train.keep_best_of_baselines else None)
+    served = choice["kept"]
+    interval = forecast_choice.intervals(val.actual, val_forecasts[served], windows.actual,
+                                         forecasts[served])
+    write_json_atomic(run_dir.intervals_json, {"model": served, **interval})
     baselines = {name: forecast_metrics(windows.actual, forecasts[name])
                  for name in recipe.evaluate.baselines}
     result = {
@@ -122,7 +135,9 @@ def report(model, datasets, recipe, run_dir: RunDir, training: dict) -> dict:
                            str(windows.first_dates[-1] + np.timedelta64(horizon_days - 1, "D"))],
         "model": {"name": recipe.model.name, **forecast_metrics(windows.actual, forecasts["network"])},
         "baselines": baselines,
-        "baseline_settings": baseline_settings,
+        "baseline_settings": {name: f.settings for name, f in fitted.items()},
+        "validation": choice,
+        "interval": {"model": served, **interval},
         "calendar_features": info.preprocessing["calendar_features"],
         "seasonality": info.preprocessing.get("seasonality"),
         "split_sizes": info.split_sizes,
@@ -186,6 +201,11 @@ def summary_table(result: dict) -> str:
         "",
         result["verdict"],
     ]
+    if result.get("validation"):
+        lines.append(forecast_choice.advice(result["validation"]))
+    if result.get("interval"):
+        lines.append(forecast_choice.describe_intervals(result["interval"],
+                                                        result["interval"]["model"]))
     found = result.get("seasonality")
     if found:
         lines.append(f"Calendar features of the network: {', '.join(result['calendar_features']) or 'none'} "
@@ -209,62 +229,3 @@ def quantized_rule(reference: dict, artifact: dict) -> tuple[str, bool]:
     """A quantized artifact may raise the MAE by at most 5%."""
     increase = artifact["mae"] / max(reference["mae"], 1e-12) - 1
     return f"MAE increase <= {QUANTIZED_MAX_MAE_INCREASE:.0%}", increase <= QUANTIZED_MAX_MAE_INCREASE
-
-
-# === Forecasts from raw days ===
-
-
-def latest_days(preprocessing: dict, input_path):
-    """The latest `input_days` days (original units), from `input_path` or the run itself."""
-    import sys
-
-    import pandas as pd
-
-    from dlkeras.data import sources, timeseries
-
-    days = preprocessing["input_days"]
-    columns = list(preprocessing["scaler"])
-    if input_path is None:
-        latest = preprocessing["latest"]
-        index = pd.DatetimeIndex(pd.to_datetime(latest["dates"]), name="date")
-        return pd.DataFrame({c: latest[c] for c in columns}, index=index)
-    notes: list[str] = []
-    series = timeseries.prepare_series(sources.load_table(input_path), preprocessing,
-                                       str(input_path), notes)
-    for note in notes:
-        print(f"input: {note}", file=sys.stderr)
-    if len(series) < days:
-        raise DataError(
-            f"{input_path}: the model forecasts from {days} consecutive days but the file "
-            f"covers {len(series)}; provide at least {days} days"
-        )
-    return series.iloc[-days:]
-
-
-def predict_raw(model, request) -> tuple[str, str]:
-    """Forecasts the `horizon_days` after the latest input day; returns (printed text, CSV).
-
-    Args:
-        model: a loaded model (`predict`, `preprocessing`, `name`).
-        request: `input`, a CSV/Parquet of recent days, or None for the run's own latest days.
-    """
-    import pandas as pd
-
-    from dlkeras.data import timeseries
-
-    preprocessing = model.preprocessing
-    window = latest_days(preprocessing, request.input)
-    features = timeseries.model_inputs(window, preprocessing)[None]
-    target = preprocessing["target_column"]
-    mean, std = preprocessing["scaler"][target]
-    values = model.predict(features)[0] * std + mean
-    dates = pd.date_range(window.index[-1] + pd.Timedelta(days=1), periods=len(values), freq="D")
-    lines = [
-        f"{model.name}: {target} for the {len(values)} days after "
-        f"{window.index[-1].date()}, from the {len(window)} days "
-        f"{window.index[0].date()} .. {window.index[-1].date()}",
-        f"{'date':<12}{'weekday':<9}{target:>12}",
-        *[f"{str(d.date()):<12}{d.strftime('%a'):<9}{v:>12.2f}" for d, v in zip(dates, values)],
-    ]
-    table = "date," + target + "\n" + "".join(f"{d.date()},{v:.4f}\n" for d, v in zip(dates, values))
-    return "\n".join(lines), table

@@ -79,8 +79,8 @@ def step_features(windows, inputs: BaselineInputs, step: int) -> np.ndarray:
     return np.concatenate([windows.history - last, last, calendar], axis=1)
 
 
-def climatology(inputs: BaselineInputs) -> tuple[np.ndarray, dict]:
-    """Test forecasts: the training mean of the forecast day's day of year, else its weekday.
+def climatology_means(inputs: BaselineInputs) -> tuple[list[float], str]:
+    """The training mean of each day of year, or of each weekday, and which of the two.
 
     Day of year needs at least two training years (days within `CLIMATE_HALF_WIDTH` of it are
     pooled); a shorter training span falls back to the mean of the same weekday.
@@ -89,20 +89,24 @@ def climatology(inputs: BaselineInputs) -> tuple[np.ndarray, dict]:
 
     train = inputs.splits["train"]
     days = pd.DatetimeIndex(train.dates)
-    wanted = pd.DatetimeIndex(target_dates(inputs.splits["test"], inputs.horizon_days).ravel())
     if len(days) >= MIN_CLIMATE_DAYS:
         sums = np.bincount(_day_of_year(days), weights=train.days, minlength=365)
         counts = np.bincount(_day_of_year(days), minlength=365).astype(np.float64)
         kernel = np.ones(2 * CLIMATE_HALF_WIDTH + 1)
         pooled = [np.convolve(np.concatenate([a[-CLIMATE_HALF_WIDTH:], a, a[:CLIMATE_HALF_WIDTH]]),
                               kernel, mode="valid") for a in (sums, counts)]
-        means, by = pooled[0] / np.maximum(pooled[1], 1), "day_of_year"
-        forecast = means[_day_of_year(wanted)]
-    else:
-        weekday = days.day_of_week.to_numpy()
-        means = np.array([train.days[weekday == d].mean() for d in range(7)])
-        forecast, by = means[wanted.day_of_week.to_numpy()], "day_of_week"
-    return forecast.reshape(-1, inputs.horizon_days), {"by": by}
+        return (pooled[0] / np.maximum(pooled[1], 1)).tolist(), "day_of_year"
+    weekday = days.day_of_week.to_numpy()
+    return [float(train.days[weekday == d].mean()) for d in range(7)], "day_of_week"
+
+
+def climatology_forecast(means, by: str, windows, horizon_days: int) -> np.ndarray:
+    """(windows, horizon_days): each forecast day's mean from `climatology_means`."""
+    import pandas as pd
+
+    wanted = pd.DatetimeIndex(target_dates(windows, horizon_days).ravel())
+    index = _day_of_year(wanted) if by == "day_of_year" else wanted.day_of_week.to_numpy()
+    return np.asarray(means)[index].reshape(-1, horizon_days)
 
 
 def _day_of_year(dates) -> np.ndarray:

@@ -111,3 +111,72 @@ def test_lstm_sales_smoke_run_scores_every_baseline_and_chooses_its_calendar(cli
     forecast_run = cli(["--run", str(run)], module="dlkeras.predict")
     assert forecast_run.returncode == 0, forecast_run.stderr[-3000:]
     assert "2019-01-06" in forecast_run.stdout  # the 7th day after the last one, 2018-12-30
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_a_baseline_better_on_validation_is_kept_and_served_only_when_asked(keep, cli, tmp_path):
+    """A random walk: the last value is the best forecast, a 3-epoch network is worse."""
+    import pandas as pd
+
+    from dlkeras.runs import RunDir
+    from dlkeras.tasks.forecast_baselines import restore
+
+    dates = pd.date_range("2020-01-01", periods=400, freq="D")
+    values = 100 + np.cumsum(np.random.default_rng(3).normal(0, 5, len(dates)))
+    path = tmp_path / "walk.csv"
+    pd.DataFrame({"date": dates.strftime("%Y-%m-%d"), "value": values}).to_csv(path, index=False)
+    module = config.load_recipe_module("lstm_sales")
+    sets = [*module.SMOKE, f"data.path={path}", "data.target_column=value", "data.holidays=()",
+            "callbacks.tensorboard=false", f"train.keep_best_of_baselines={keep}"]
+    out = tmp_path / "runs"
+    result = cli(["--recipe", "lstm_sales", "--out", str(out), *[a for s in sets for a in ("--set", s)]])
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = RunDir((out / "latest" / "lstm_sales").resolve())
+    choice = json.loads(run.metrics_json.read_text())["validation"]
+    assert choice["best"] != "network" and choice["mae"][choice["best"]] < choice["mae"]["network"]
+    assert "gradient_boosting" in choice["not_servable"]
+    predicted = cli(["--run", str(run.path)], module="dlkeras.predict")
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    summary = (run.report_dir / "summary.md").read_text()
+    metrics = json.loads(run.metrics_json.read_text())
+    assert metrics["interval"]["model"] == choice["kept"] and "test coverage" in summary
+    assert "low 80%" in predicted.stdout
+    for line in predicted.stdout.splitlines()[-7:]:
+        value, low, high = map(float, line.split()[2:5])  # a biased model's interval may
+        assert low < high                                 # lie wholly on one side of it
+    if not keep:
+        assert choice["kept"] == "network" and not run.kept_baseline_json.exists()
+        assert f"The {choice['best']} baseline forecasts better than the network" in summary
+        assert "kept on validation" not in predicted.stdout
+        return
+    kept = json.loads(run.kept_baseline_json.read_text())
+    assert kept["name"] == choice["kept"] == choice["best"]
+    assert f"keeps the {kept['name']} baseline" in summary
+    assert f"{kept['name']} baseline (kept on validation)" in predicted.stdout
+    # the served forecast is the stored baseline's forecast of the days after the data
+    from dlkeras.data.timeseries import ForecastWindows
+
+    latest = json.loads(run.preprocessing_json.read_text())["latest"]
+    history = np.asarray(latest["value"], dtype=np.float64)[None]
+    first = np.array([np.datetime64(latest["dates"][-1][:10], "D") + 1])
+    expected = restore(kept["state"])(ForecastWindows(history, np.empty((1, 0)), first))[0]
+    shown = [float(line.split()[2]) for line in predicted.stdout.splitlines()[-7:]]
+    np.testing.assert_allclose(shown, expected, atol=0.006)
+
+
+def test_intervals_take_validation_error_percentiles_and_measure_test_coverage():
+    from dlkeras.tasks import forecast_choice
+
+    rng = np.random.default_rng(0)
+    errors = rng.normal(0, [1.0, 3.0], size=(4000, 2))  # day 2 is three times as uncertain
+    val_forecast = rng.normal(size=(4000, 2))
+    test_forecast = rng.normal(size=(5000, 2))
+    test_actual = test_forecast + rng.normal(0, [1.0, 3.0], size=(5000, 2))
+    interval = forecast_choice.intervals(val_forecast + errors, val_forecast, test_actual,
+                                         test_forecast)
+    np.testing.assert_allclose(interval["upper_offsets"], [1.2816, 3 * 1.2816], rtol=0.08)
+    np.testing.assert_allclose(interval["lower_offsets"], [-1.2816, -3 * 1.2816], rtol=0.08)
+    assert interval["test_coverage"] == pytest.approx(0.8, abs=0.02)
+    shifted = forecast_choice.intervals(val_forecast + errors, val_forecast, test_actual + 100,
+                                        test_forecast)
+    assert shifted["test_coverage"] == 0.0
