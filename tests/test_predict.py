@@ -41,7 +41,9 @@ def test_forecast_from_the_run_and_from_a_file(daily_sales_csv, tmp_path, capsys
     from_file = forecast_lines(captured.out)
     assert list(from_file.index) == list(from_run.index)
     written = pd.read_csv(output)
-    assert list(written.columns) == ["date", "sales"] and len(written) == 7
+    assert list(written.columns) == ["date", "sales", "low_80%", "high_80%"] and len(written) == 7
+    assert (written["low_80%"] < written["high_80%"]).all()
+    np.testing.assert_allclose(written["sales"], from_file.to_numpy(), atol=0.006)
 
     frame.iloc[-5:].to_csv(recent, index=False)
     assert predict.main(["--run", str(run_dir.path), "--input", str(recent)]) == 2

@@ -27,9 +27,11 @@ def build_callbacks(recipe, run: RunDir, stage, best_so_far: float | None, model
     """
     settings = recipe.callbacks
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(run.backup_dir(stage.name)), delete_checkpoint=True),
         keras.callbacks.TerminateOnNaN(),
+        # history before the backup: a kill between the two leaves a row that the resumed
+        # epoch rewrites, never a backed-up epoch without its row
         HistoryCSV(run, stage.name),
+        keras.callbacks.BackupAndRestore(str(run.backup_dir(stage.name)), delete_checkpoint=True),
         *build_stopping_callbacks(recipe),
     ]
     if settings.checkpoints:
