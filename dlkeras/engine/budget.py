@@ -91,14 +91,15 @@ def time_steps(fit_model, train_data, compile_model) -> float:
     """
     import keras
 
-    saved = [variable.numpy() for variable in fit_model.variables]
+    variables = list(fit_model.variables)  # the same objects are restored, whatever compiles adds
+    saved = [variable.numpy() for variable in variables]
     compile_model()
     stamps = []
     stamper = keras.callbacks.LambdaCallback(
         on_train_batch_end=lambda batch, logs: stamps.append(time.perf_counter())
     )
     fit_model.fit(train_data.take(TIMED_STEPS), epochs=1, verbose=0, callbacks=[stamper])
-    for variable, value in zip(fit_model.variables, saved):
+    for variable, value in zip(variables, saved):
         variable.assign(value)
     gaps = sorted(later - earlier for earlier, later in zip(stamps, stamps[1:]))
     return statistics.mean(gaps[:-1] or gaps) if gaps else 0.0
