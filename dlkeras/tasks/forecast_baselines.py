@@ -51,7 +51,8 @@ def seasonal_naive(history: np.ndarray, horizon_days: int, season_days: int = SE
     return history[:, index]
 
 
-def _mae(actual: np.ndarray, forecast: np.ndarray) -> float:
+def mae(actual: np.ndarray, forecast: np.ndarray) -> float:
+    """Mean absolute error over every window and horizon day."""
     return float(np.abs(actual - forecast).mean())
 
 
@@ -124,7 +125,7 @@ def fit_ridge(inputs: BaselineInputs) -> Fitted:
     train, val = inputs.splits["train"], inputs.splits["val"]
     fitted = {alpha: make_pipeline(StandardScaler(), Ridge(alpha=alpha)).fit(x["train"], train.actual)
               for alpha in RIDGE_ALPHAS}
-    scores = {alpha: _mae(val.actual, model.predict(x["val"])) for alpha, model in fitted.items()}
+    scores = {alpha: mae(val.actual, model.predict(x["val"])) for alpha, model in fitted.items()}
     alpha = min(scores, key=scores.get)
     scaler, ridge = fitted[alpha][0], fitted[alpha][1]
     coef = ridge.coef_ / scaler.scale_

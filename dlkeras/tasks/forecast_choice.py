@@ -14,12 +14,9 @@ from __future__ import annotations
 import numpy as np
 
 from dlkeras.io import write_json_atomic
+from dlkeras.tasks.forecast_baselines import mae
 
 INTERVAL_QUANTILES = (0.1, 0.9)
-
-
-def mae(actual: np.ndarray, forecast: np.ndarray) -> float:
-    return float(np.abs(actual - forecast).mean())
 
 
 def choose(actual: np.ndarray, forecasts: dict, fitted: dict, kept_file=None) -> dict:
