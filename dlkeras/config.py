@@ -139,6 +139,8 @@ class TrainConfig:
     that training ends within that many minutes of the run's start (see `engine.budget`).
     `keep_best_of_baselines` (forecasting): when a storable baseline scores a lower validation
     MAE than the network, the run keeps it and `predict` serves it (exports hold the network).
+    `distribution`: "none", "data_parallel" (every local device) or "multi_worker" (several
+    processes); `data.batch_size` is then the global batch (see `engine.distribution`).
     """
 
     epochs: int = 10
@@ -155,6 +157,7 @@ class TrainConfig:
     time_budget_minutes: float = 0.0
     keep_best_of_baselines: bool = False
     mixed_precision: bool = False
+    distribution: str = "none"
     gradient_accumulation_steps: int = 1
     seed: int = 42
     stages: tuple[StageConfig, ...] = (StageConfig(),)

@@ -230,6 +230,10 @@ class RunDir:
     def save_stage_plan(self, stage: str, plan: dict) -> None:
         write_json_atomic(self.budget_json, {**self.stage_plans(), stage: plan})
 
+    def record_environment(self, **entries) -> None:
+        """Adds `entries` (e.g. the distribution) to env.json."""
+        write_json_atomic(self.env_json, {**json.loads(self.env_json.read_text()), **entries})
+
 
 def environment(recipe: config.Recipe, data_fingerprint: str) -> dict:
     """Versions, backend, seed and git sha: what is needed to reproduce the run."""

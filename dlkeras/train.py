@@ -60,8 +60,9 @@ def run(args) -> int:
         print(json.dumps(config.to_dict(recipe), indent=2))
         return 0
     from dlkeras.engine.backend import select_backend
+    from dlkeras.engine.distribution import check_supported
 
-    select_backend(recipe)
+    check_supported(recipe.train.distribution, select_backend(recipe))
     if args.dry_run:
         print(validate.dry_run(recipe))
         return 0

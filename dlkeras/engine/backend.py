@@ -9,12 +9,17 @@ import sys
 def select_backend(recipe, announce: bool = True) -> str:
     """Uses the recipe's preferred backend unless KERAS_BACKEND is set (before Keras loads).
 
+    Also applies `DLKERAS_CPU_DEVICES` for JAX, which must happen before JAX starts.
+
     Returns:
         The backend Keras will use.
     """
     if "KERAS_BACKEND" not in os.environ and recipe.backend and "keras" not in sys.modules:
         os.environ["KERAS_BACKEND"] = recipe.backend
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    from dlkeras.engine.distribution import prepare_devices
+
+    prepare_devices(backend)
     if announce:
         print(f"backend: {backend}")
     return backend

@@ -14,6 +14,7 @@ import time
 import keras
 
 from dlkeras import tasks
+from dlkeras.engine.distribution import predict_batch
 from dlkeras.io import save_model_atomic, write_text_atomic
 from dlkeras.runs import RunDir, read_history
 
@@ -156,7 +157,7 @@ class ValMacroF1(keras.callbacks.Callback):
 
         predicted, true = [], []
         for x, y in self.dataset.as_numpy_iterator():  # numpy feeds every backend
-            predicted.append(np.argmax(self.complete_model.predict_on_batch(x), axis=-1))
+            predicted.append(np.argmax(predict_batch(self.complete_model, x), axis=-1))
             true.append(np.argmax(y, axis=-1) if np.ndim(y) > 1 else y)
         if logs is not None and predicted:
             logs["val_macro_f1"] = float(f1_score(

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from dlkeras.data import pipeline
+from dlkeras.engine.distribution import predict_batch
 from dlkeras.models.structure import BACKBONE, HEAD, has_backbone_and_head
 
 SPLITS = ("train", "val", "test")
@@ -65,7 +66,7 @@ def extract(model, datasets, batch_size: int, augment: bool) -> Features:
 def _from_pipeline(backbone, dataset) -> tuple[np.ndarray, np.ndarray]:
     features, labels = [], []
     for inputs, targets in dataset.as_numpy_iterator():  # numpy feeds every backend
-        features.append(np.asarray(backbone.predict_on_batch(inputs), dtype=np.float32))
+        features.append(np.asarray(predict_batch(backbone, inputs), dtype=np.float32))
         labels.append(np.argmax(targets, axis=-1) if np.ndim(targets) > 1 else targets)
     return np.concatenate(features), np.concatenate(labels).astype(np.int64)
 
@@ -78,7 +79,7 @@ def _from_raw(backbone, datasets, name: str, batch_size: int) -> tuple[np.ndarra
     for start in range(0, len(raw), batch_size):
         rows = slice(start, start + batch_size)
         chunk = raw.iloc[rows] if hasattr(raw, "iloc") else raw[rows]
-        batches.append(np.asarray(backbone.predict_on_batch(convert(chunk)), dtype=np.float32))
+        batches.append(np.asarray(predict_batch(backbone, convert(chunk)), dtype=np.float32))
     return np.concatenate(batches), np.asarray(datasets.splits[name].y, dtype=np.int64)
 
 

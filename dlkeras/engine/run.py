@@ -24,15 +24,26 @@ def train_recipe(recipe: config.Recipe, out: Path, resume: str | None = None):
     """
     import keras
 
-    from dlkeras import data, models, tasks
-    from dlkeras.engine import backend, budget, stages
+    from dlkeras.engine import backend, budget, distribution
 
     clock = budget.Clock(recipe.train.time_budget_minutes)
     backend.configure_precision(recipe.train.mixed_precision)
-    keras.utils.set_random_seed(recipe.train.seed)
+    keras.utils.set_random_seed(recipe.train.seed)  # before a multi-worker start, as Keras asks
+    replicas = distribution.start(recipe)
+    if replicas.mode != "none":
+        print(replicas.describe())
+    with distribution.run_scope():
+        return _train(recipe, out, resume, clock, replicas)
+
+
+def _train(recipe: config.Recipe, out: Path, resume, clock, replicas):
+    from dlkeras import data, models, tasks
+    from dlkeras.engine import distribution, stages
+
     datasets = data.build(recipe.data, recipe.train.seed, preset=recipe.model.preset)
     describe_data(datasets.info)
-    model = models.build(recipe.model, datasets.info)  # before the run directory: no dead runs
+    with distribution.replica_scope():  # before the run directory: no dead runs
+        model = models.build(recipe.model, datasets.info)
     if resume:
         run_dir = RunDir.find(out, recipe.name, resume)
         run_dir.check_resumable(recipe, datasets.info.fingerprint)
@@ -40,6 +51,7 @@ def train_recipe(recipe: config.Recipe, out: Path, resume: str | None = None):
     else:
         run_dir = RunDir.create(out, recipe, datasets.info.fingerprint)
         print(f"run directory: {run_dir.path}")
+    run_dir.record_environment(distribution=replicas.to_json())
     write_json_atomic(run_dir.preprocessing_json, {
         "task": recipe.task, "class_names": list(datasets.info.class_names),
         **datasets.info.preprocessing,

@@ -249,8 +249,6 @@ def fit_stage(model, recipe: config.Recipe, datasets, stage, stage_callbacks, fe
                                                                    stage, features)
     epochs = plan.epochs if plan else stage.epochs
     steps_per_epoch = plan.steps_per_epoch if plan else None
-    compile_stage(fit_model, recipe, stage,
-                  (steps_per_epoch or int(train_data.cardinality())) * epochs)
     options = {
         "epochs": epochs,
         "steps_per_epoch": steps_per_epoch,
@@ -259,7 +257,14 @@ def fit_stage(model, recipe: config.Recipe, datasets, stage, stage_callbacks, fe
         "verbose": 1 if sys.stdout.isatty() else 2,
         **fit_options,
     }
-    return fit_model.fit(train_data, validation_data=val_data, callbacks=stage_callbacks, **options)
+    from dlkeras.engine import distribution
+
+    with distribution.fitting(fit_model):
+        compile_stage(fit_model, recipe, stage,
+                      (steps_per_epoch or int(train_data.cardinality())) * epochs)
+        return fit_model.fit(distribution.fit_batches(train_data),
+                             validation_data=distribution.fit_batches(val_data),
+                             callbacks=stage_callbacks, **options)
 
 
 def class_weights(recipe: config.Recipe, info) -> dict[int, float] | None:
