@@ -27,6 +27,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="check the recipe, its data and its model, then stop: nothing is "
                         "trained and no run directory is written")
     parser.add_argument("--list", action="store_true", help="list the bundled recipes")
+    parser.add_argument("--workers", type=int, default=0, metavar="N",
+                        help="train on N local processes that share one model "
+                        "(train.distribution=multi_worker, JAX backend); process 0 writes the run")
     args = parser.parse_args(argv)
     if not (args.list or args.recipe):
         parser.error("--recipe is required (see --list)")
@@ -59,6 +62,8 @@ def run(args) -> int:
     if args.print_config:
         print(json.dumps(config.to_dict(recipe), indent=2))
         return 0
+    if args.workers:
+        return launch_workers(args)
     from dlkeras.engine.backend import select_backend
     from dlkeras.engine.distribution import check_supported
 
@@ -72,6 +77,41 @@ def run(args) -> int:
     print("\n" + report["summary"])
     print(f"run directory: {run_dir.path}")
     return 0
+
+
+def launch_workers(args) -> int:
+    """`--workers N`: N local processes on a loopback coordinator train one multi-worker run.
+
+    Each is this command with train.distribution=multi_worker and its place in the cluster in
+    the KERAS_DISTRIBUTION_* variables (as on real hosts, see the README); the backend is JAX
+    unless KERAS_BACKEND names another, which is then refused.
+    """
+    import os
+
+    from dlkeras.engine import workers
+    from dlkeras.engine.distribution import check_supported
+    from dlkeras.errors import ConfigError
+
+    if args.workers < 1:
+        raise ConfigError(f"--workers {args.workers}: give a number of processes, 1 or more")
+    backend = os.environ.get("KERAS_BACKEND", "jax")
+    check_supported("multi_worker", backend)
+    argv = ["--recipe", args.recipe, "--out", str(args.out),
+            *[a for item in [*args.overrides, "train.distribution=multi_worker"]
+              for a in ("--set", item)]]
+    if args.resume:
+        argv += ["--resume", args.resume]
+    address = f"127.0.0.1:{workers.free_port()}"
+    print(f"starting {args.workers} worker processes on {address} ({backend}); the output is "
+          "process 0's", flush=True)
+    return workers.launch([
+        workers.Worker(f"process {index}", workers.module_command("dlkeras.train", argv), {
+            "KERAS_BACKEND": backend,
+            "KERAS_DISTRIBUTION_JOB_ADDRESSES": address,
+            "KERAS_DISTRIBUTION_NUM_PROCESSES": str(args.workers),
+            "KERAS_DISTRIBUTION_PROCESS_ID": str(index),
+        }) for index in range(args.workers)
+    ])
 
 
 if __name__ == "__main__":

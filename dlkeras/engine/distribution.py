@@ -220,28 +220,50 @@ def fitting(model):
 
 
 def fit_batches(dataset):
-    """`dataset` with each batch cut to a multiple of the JAX devices (fits only).
+    """`dataset` as this process fits it under a JAX distribution (fits only).
 
-    A batch that does not split evenly (the last, partial one; a length group's) loses at most
-    devices - 1 examples for that epoch; the training pipeline reshuffles every epoch, so
-    no example is left out for good, and validation inside fit, which only picks epochs,
-    sees all but a handful. Test and report predictions run outside the fit on every example.
+    Each batch is cut to a multiple of the devices: a batch that does not split evenly (the
+    last, partial one; a length group's) loses at most devices - 1 examples for that epoch.
+    The training pipeline reshuffles every epoch, so no example is left out for good, and
+    validation inside fit, which only picks epochs, sees all but a handful; test and report
+    predictions run outside the fit on every example. With several processes, each then keeps
+    its own contiguous slice of every global batch (every process runs the same seeded
+    pipeline, so the slices partition the batch).
     """
     if _DISTRIBUTION is None:
         return dataset
     import tensorflow as tf
 
     devices = _DISTRIBUTION.device_mesh.devices.size
+    processes = _DISTRIBUTION.num_processes
+    index = __import__("jax").process_index() if processes > 1 else 0
 
     def cut(*batch):
         size = tf.shape(tf.nest.flatten(batch)[0])[0]
-        keep = size - size % devices
-        return tf.nest.map_structure(lambda part: part[:keep], batch)
+        share = (size - size % devices) // processes
+        return tf.nest.map_structure(lambda part: part[index * share:(index + 1) * share], batch)
 
     def not_empty(*batch):
         return tf.shape(tf.nest.flatten(batch)[0])[0] > 0
 
     return dataset.map(cut).filter(not_empty)
+
+
+def weights_agree(model) -> bool:
+    """True when every process holds the same weights as this one (always, in one process)."""
+    if _DISTRIBUTION is None or _DISTRIBUTION.num_processes == 1:
+        return True
+    import hashlib
+
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        digest.update(np.ascontiguousarray(np.asarray(weight.value)).tobytes())
+    mine = np.frombuffer(digest.digest(), dtype=np.uint8)  # bytes: JAX keeps them as they are
+    every = np.asarray(multihost_utils.process_allgather(mine)).reshape(-1, mine.size)
+    return bool((every == mine).all())
 
 
 def predict_batch(model, inputs):

@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
+import tempfile
 from pathlib import Path
 
 from dlkeras import config
@@ -26,17 +28,28 @@ def train_recipe(recipe: config.Recipe, out: Path, resume: str | None = None):
 
     from dlkeras.engine import backend, budget, distribution
 
-    clock = budget.Clock(recipe.train.time_budget_minutes)
     backend.configure_precision(recipe.train.mixed_precision)
     keras.utils.set_random_seed(recipe.train.seed)  # before a multi-worker start, as Keras asks
     replicas = distribution.start(recipe)
+    clock = budget.Clock(recipe.train.time_budget_minutes)
     if replicas.mode != "none":
         print(replicas.describe())
+    if replicas.processes > 1 and clock.limited:
+        # each process would time its own steps and stop at its own moment: a deadlock
+        print(f"train.time_budget_minutes={clock.minutes:g} is not applied across processes "
+              "(they must all stop at the same step): every stage runs its full length")
+        clock = budget.Clock(0)
     with distribution.run_scope():
-        return _train(recipe, out, resume, clock, replicas)
+        if replicas.chief:
+            return _train(recipe, out, resume, clock, replicas)
+        with tempfile.TemporaryDirectory(prefix="dlkeras-worker-") as scratch:
+            return _train(recipe, out, resume, clock, replicas, Path(scratch))
 
 
-def _train(recipe: config.Recipe, out: Path, resume, clock, replicas):
+def _train(recipe: config.Recipe, out: Path, resume, clock, replicas, scratch: Path | None = None):
+    """The run itself; a process other than the chief of a multi-worker run (`scratch` set)
+    runs the same steps (the model's computations are shared) and writes only to `scratch`.
+    """
     from dlkeras import data, models, tasks
     from dlkeras.engine import distribution, stages
 
@@ -44,13 +57,7 @@ def _train(recipe: config.Recipe, out: Path, resume, clock, replicas):
     describe_data(datasets.info)
     with distribution.replica_scope():  # before the run directory: no dead runs
         model = models.build(recipe.model, datasets.info)
-    if resume:
-        run_dir = RunDir.find(out, recipe.name, resume)
-        run_dir.check_resumable(recipe, datasets.info.fingerprint)
-        print(f"resuming {run_dir.path} (finished stages: {run_dir.finished_stages() or 'none'})")
-    else:
-        run_dir = RunDir.create(out, recipe, datasets.info.fingerprint)
-        print(f"run directory: {run_dir.path}")
+    run_dir = open_run_dir(recipe, out, resume, datasets.info.fingerprint, scratch)
     run_dir.record_environment(distribution=replicas.to_json())
     write_json_atomic(run_dir.preprocessing_json, {
         "task": recipe.task, "class_names": list(datasets.info.class_names),
@@ -71,7 +78,32 @@ def _train(recipe: config.Recipe, out: Path, resume, clock, replicas):
         training.update(stages.keep_best_stage(model, recipe, datasets, run_dir,
                                                training.get("candidates", []), features))
     save_model_atomic(model, run_dir.model_file)
+    if replicas.processes > 1:
+        agree = distribution.weights_agree(model)
+        print(f"weights identical on all {replicas.processes} processes: {agree}")
+        run_dir.record_environment(distribution={**replicas.to_json(), "weights_identical": agree})
     return run_dir, tasks.get(recipe.task).report(model, datasets, recipe, run_dir, training)
+
+
+def open_run_dir(recipe: config.Recipe, out: Path, resume, fingerprint: str,
+                 scratch: Path | None = None) -> RunDir:
+    """A new run directory, or the one `resume` names (checked to match recipe and data).
+
+    With `scratch` (a multi-worker process other than the chief) a private copy in `scratch`
+    instead: of the resumed run's files, or a new run there.
+    """
+    if resume:
+        run_dir = RunDir.find(out, recipe.name, resume)
+        run_dir.check_resumable(recipe, fingerprint)
+        if scratch is not None:
+            shutil.copytree(run_dir.path, scratch / run_dir.path.name)
+            return RunDir(scratch / run_dir.path.name)
+        print(f"resuming {run_dir.path} (finished stages: {run_dir.finished_stages() or 'none'})")
+        return run_dir
+    run_dir = RunDir.create(scratch or out, recipe, fingerprint)
+    if scratch is None:
+        print(f"run directory: {run_dir.path}")
+    return run_dir
 
 
 def decide_from_validation(model, recipe: config.Recipe, datasets, run_dir: RunDir):

@@ -56,7 +56,8 @@ def test_fit_batches_cut_each_batch_to_a_multiple_of_the_devices(monkeypatch):
     class Mesh:
         devices = np.zeros(4)
 
-    monkeypatch.setattr(distribution, "_DISTRIBUTION", type("Four", (), {"device_mesh": Mesh})())
+    four = type("Four", (), {"device_mesh": Mesh, "num_processes": 1})()
+    monkeypatch.setattr(distribution, "_DISTRIBUTION", four)
     rows = np.arange(93)
     batches = tf.data.Dataset.from_tensor_slices((rows, rows * 10)).batch(64)
     batches = batches.concatenate(tf.data.Dataset.from_tensor_slices((rows[:3], rows[:3])).batch(3))
