@@ -78,3 +78,33 @@ def test_workers_on_a_backend_without_multi_worker_exit_2(backend, tmp_path, cli
     assert result.returncode == 2
     assert "KERAS_BACKEND=jax" in result.stderr and "Traceback" not in result.stderr
     assert not tmp_path.exists() or not any(tmp_path.iterdir())
+
+
+def test_feature_cache_split_across_workers_matches_one_process(tmp_path, cli):
+    """effnet_defects' backbone features, computed half by each of 2 processes, equal 1 process's."""
+    import numpy as np
+
+    from dlkeras.recipes import effnet_defects
+
+    smoke = [a for s in [*effnet_defects.SMOKE, "callbacks.tensorboard=False"] for a in ("--set", s)]
+    features, outputs = {}, {}
+    for name, extra in (("two", ["--workers", "2"]), ("one", [])):
+        out = tmp_path / name
+        result = cli(["--recipe", "effnet_defects", *smoke, "--out", str(out), *extra],
+                     env={"KERAS_BACKEND": "jax"})
+        assert result.returncode == 0, result.stderr[-3000:]
+        outputs[name] = result.stdout
+        (run,) = out.glob("effnet_defects-*")
+        with np.load(run / "checkpoints" / "backbone_features.npz") as stored:
+            features[name] = {key: stored[key] for key in stored.files}
+    assert "weights identical on all 2 processes: True" in outputs["two"]
+    for split in ("val", "test"):  # streamed in a fixed order: row for row
+        np.testing.assert_allclose(features["two"][f"{split}_x"], features["one"][f"{split}_x"],
+                                   atol=1e-5)
+        assert (features["two"][f"{split}_y"] == features["one"][f"{split}_y"]).all()
+    # the training split streams shuffled: the same rows, each with its own label
+    two, one = features["two"], features["one"]
+    assert len(two["train_x"]) == len(one["train_x"])
+    for row, label in zip(two["train_x"], two["train_y"], strict=True):
+        distance = np.abs(one["train_x"] - row).max(axis=1)
+        assert distance.min() < 1e-5 and one["train_y"][distance.argmin()] == label

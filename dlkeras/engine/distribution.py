@@ -249,6 +249,47 @@ def fit_batches(dataset):
     return dataset.map(cut).filter(not_empty)
 
 
+def predict_batches(model, batches) -> list:
+    """The model's outputs for each batch of `batches` (an iterable of input batches), in order.
+
+    In a multi-worker run the batches are shared out: process p computes batches p, p + P, ...
+    alone, on its own copy of the (identical) weights, and every process then receives all
+    outputs. So work such as the feature cache is done once, split, not once per process.
+    """
+    if _DISTRIBUTION is None or _DISTRIBUTION.num_processes == 1:
+        return [predict_batch(model, inputs) for inputs in batches]
+    import jax
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    processes, me = jax.process_count(), jax.process_index()
+    weights = ([np.asarray(v.value) for v in model.trainable_variables],
+               [np.asarray(v.value) for v in model.non_trainable_variables])
+    call = jax.jit(lambda trainable, non_trainable, x:
+                   model.stateless_call(trainable, non_trainable, x, training=False)[0])
+    sizes, mine, example = [], [], None
+    for index, inputs in enumerate(batches):
+        sizes.append(int(jax.tree_util.tree_leaves(inputs)[0].shape[0]))
+        if index % processes == me or example is None:
+            outputs = np.asarray(call(*weights, inputs))
+            example = outputs[:0]
+            if index % processes == me:
+                mine.append(outputs)
+    if not sizes:
+        return []
+    owned = [sum(sizes[p::processes]) for p in range(processes)]
+    local = np.concatenate([example, *mine])
+    padded = np.zeros((max(owned), *local.shape[1:]), local.dtype)
+    padded[:len(local)] = local
+    every = np.asarray(multihost_utils.process_allgather(padded))
+    offsets, ordered = [0] * processes, []
+    for index, size in enumerate(sizes):
+        p = index % processes
+        ordered.append(every[p, offsets[p]:offsets[p] + size])
+        offsets[p] += size
+    return ordered
+
+
 def weights_agree(model) -> bool:
     """True when every process holds the same weights as this one (always, in one process)."""
     if _DISTRIBUTION is None or _DISTRIBUTION.num_processes == 1:

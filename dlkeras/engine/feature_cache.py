@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from dlkeras.data import pipeline
-from dlkeras.engine.distribution import predict_batch
+from dlkeras.engine.distribution import predict_batches
 from dlkeras.models.structure import BACKBONE, HEAD, has_backbone_and_head
 
 SPLITS = ("train", "val", "test")
@@ -64,23 +64,32 @@ def extract(model, datasets, batch_size: int, augment: bool) -> Features:
 
 
 def _from_pipeline(backbone, dataset) -> tuple[np.ndarray, np.ndarray]:
-    features, labels = [], []
-    for inputs, targets in dataset.as_numpy_iterator():  # numpy feeds every backend
-        features.append(np.asarray(predict_batch(backbone, inputs), dtype=np.float32))
-        labels.append(np.argmax(targets, axis=-1) if np.ndim(targets) > 1 else targets)
-    return np.concatenate(features), np.concatenate(labels).astype(np.int64)
+    labels = []
+
+    def inputs():
+        for batch_inputs, targets in dataset.as_numpy_iterator():  # numpy feeds every backend
+            labels.append(np.argmax(targets, axis=-1) if np.ndim(targets) > 1 else targets)
+            yield batch_inputs
+
+    features = predict_batches(backbone, inputs())
+    return (np.concatenate(features).astype(np.float32, copy=False),
+            np.concatenate(labels).astype(np.int64))
 
 
 def _from_raw(backbone, datasets, name: str, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     from dlkeras.data.raw import RawInputs
 
     convert = RawInputs(datasets.info.preprocessing)
-    raw, batches = datasets.splits[name].raw, []
-    for start in range(0, len(raw), batch_size):
-        rows = slice(start, start + batch_size)
-        chunk = raw.iloc[rows] if hasattr(raw, "iloc") else raw[rows]
-        batches.append(np.asarray(predict_batch(backbone, convert(chunk)), dtype=np.float32))
-    return np.concatenate(batches), np.asarray(datasets.splits[name].y, dtype=np.int64)
+    raw = datasets.splits[name].raw
+
+    def inputs():
+        for start in range(0, len(raw), batch_size):
+            rows = slice(start, start + batch_size)
+            yield convert(raw.iloc[rows] if hasattr(raw, "iloc") else raw[rows])
+
+    features = predict_batches(backbone, inputs())
+    return (np.concatenate(features).astype(np.float32, copy=False),
+            np.asarray(datasets.splits[name].y, dtype=np.int64))
 
 
 def load_or_extract(model, datasets, path: Path, batch_size: int, augment: bool = False) -> Features:

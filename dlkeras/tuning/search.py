@@ -4,7 +4,8 @@ A trial is the recipe with the trial's values (`space.trial_recipe`), trained by
 `worker.run_task` exactly as training would (same data, model and compile-and-fit). The
 tuner (random search, Bayesian optimisation or Hyperband) only proposes values and keeps its
 state in search_dir/tuner; each trial's epochs, seconds, history and memory go to
-trials/<id>.json.
+trials/<id>.json. A search spread over processes (`cluster`) builds the same tuner in each:
+in the chief, KerasTuner's `search` serves the oracle; in a worker, it runs trials.
 
 Imported by `python -m dlkeras.tune` after argument parsing (it imports Keras).
 """
@@ -20,14 +21,18 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
+import grpc
 import keras_tuner
 
 from dlkeras import config
 from dlkeras.errors import DlkerasError, RunError
 from dlkeras.io import write_json_atomic
 from dlkeras.runs import SearchDir
+from dlkeras.tuning import cluster
 from dlkeras.tuning import space as search_space
 from dlkeras.tuning import worker as trial_worker
+
+IDLE_SECONDS = 0.5  # between a worker's asks for a trial while the chief has none to give
 
 
 class TrialRunner:
@@ -69,7 +74,38 @@ class RecipeTrials:
         self.search_dir = search_dir
         self.recipe = recipe
         self.runner = runner
+        self.last_failure = ""  # a worker's: the chief's oracle does not keep trials' messages
+        self._asked_in_vain = False
         super().__init__(*args, **kwargs)
+        if not self._is_worker():  # a worker's oracle is the chief's, over gRPC
+            self.reload_oracle()
+
+    def reload_oracle(self) -> None:
+        """Reloads the oracle of any earlier search here, without repeating an ended trial.
+
+        KerasTuner reloads the oracle only when this tuner id's own file exists (tuner0.json
+        after a one-process search, chief.json after a distributed one): reloading whenever
+        the oracle's file exists lets either kind of search resume the other. It queues the
+        trials that were running to run again, but saves its state before it lets go of a
+        trial that ended (a chief saves again only when it hands out the next trial), so
+        the trial that ended last would run twice: trials in `end_order` have ended for good.
+        """
+        if (cluster.oracle_file(self.search_dir).is_file()
+                and not os.path.exists(self._get_tuner_fname())):
+            self.oracle.reload()
+        ended = set(self.oracle.end_order)
+        self.oracle._retry_queue = [i for i in self.oracle._retry_queue if i not in ended]
+
+    def pre_create_trial(self):
+        # A worker asks again at once when the chief has no trial yet (Hyperband waits for a
+        # round's running trials): wait a little between such asks.
+        if self._asked_in_vain:
+            time.sleep(IDLE_SECONDS)
+        self._asked_in_vain = True
+
+    def on_trial_begin(self, trial):
+        self._asked_in_vain = False
+        super().on_trial_begin(trial)
 
     def run_trial(self, trial, *args, **kwargs):
         hp = trial.hyperparameters.values
@@ -89,7 +125,8 @@ class RecipeTrials:
         except DlkerasError as error:  # a user's mistake ends the search, not just this trial
             raise keras_tuner.errors.FatalError(str(error)) from error
         except Exception as error:
-            print(f"trial {trial.trial_id} failed: {type(error).__name__}: {error}", flush=True)
+            self.last_failure = f"{type(error).__name__}: {error}"
+            print(f"trial {trial.trial_id} failed: {self.last_failure}", flush=True)
             raise
         record = trial_record(trial.trial_id, values, result, started, continues=parent)
         write_json_atomic(self.search_dir.trial_json(trial.trial_id), record)
@@ -121,6 +158,7 @@ def trial_record(trial_id: str, values: dict, result: dict, started: float,
         "epochs": epochs[-1] + 1 if epochs else 0,
         "seconds": round(time.perf_counter() - started, 2),
         "pid": result["pid"],
+        "tuner": os.environ.get(cluster.TUNER_ID),  # which worker of a distributed search
         "rss_mb": result["rss_mb"],
         "peak_rss_mb": result["peak_rss_mb"],
         "tuner_rss_mb": trial_worker.current_rss_mb(),
@@ -168,12 +206,16 @@ def build_tuner(kind: str, recipe: config.Recipe, search_dir: SearchDir, trials:
 
 
 def search(kind: str, recipe: config.Recipe, search_dir: SearchDir, trials: int,
-           runner: TrialRunner):
+           runner: TrialRunner, role: str = cluster.ONE_PROCESS):
     """Builds the tuner (reloading search_dir/tuner when it exists), runs it, returns it.
 
+    Args:
+        role: this process's part in the search (`cluster.role`); a chief serves the oracle
+            until every trial has ended, a worker runs trials until the chief has none left.
+
     Raises:
-        DlkerasError: a user's mistake met inside a trial, unreadable tuner state, or trials
-            that kept failing.
+        DlkerasError: a user's mistake met inside a trial, unreadable tuner state, trials
+            that kept failing, or a chief that failed.
     """
     resuming = search_dir.tuner_dir.exists()
     # KerasTuner prints the whole traceback of every failed trial to stderr; those go to
@@ -188,7 +230,8 @@ def search(kind: str, recipe: config.Recipe, search_dir: SearchDir, trials: int,
                            f"({error}); start a new search without --resume") from None
         with open(search_dir.tuner_log, "a", encoding="utf-8") as log, \
                 contextlib.redirect_stderr(log):
-            tuner.search(verbose=0)
+            cluster.run_search(tuner, role, search_dir, trials,
+                               trial_announcer(search_dir, recipe))
     except keras_tuner.errors.FatalError as error:
         if isinstance(error.__cause__, DlkerasError):
             raise error.__cause__ from None
@@ -196,13 +239,44 @@ def search(kind: str, recipe: config.Recipe, search_dir: SearchDir, trials: int,
     except RuntimeError as error:
         if "consecutive failures" not in str(error):
             raise
-        last = str(error).strip().splitlines()[-1]
-        raise RunError(
-            f"the search stopped: several trials in a row failed, the last with: {last}. "
-            "Narrow tune.space (e.g. lower the high bound of train.learning_rate); each "
-            f"trial's message is in {search_dir.tuner_dir}/trial_*/trial.json, their tracebacks "
-            f"in {search_dir.tuner_log}") from None
+        raise failures_error(str(error), search_dir) from None
+    except grpc.RpcError as error:  # a worker: the chief's oracle raised, or the chief is gone
+        call = isinstance(error, grpc.Call)
+        details = (error.details() if call else "") or str(error)
+        if "consecutive failures" in details:
+            raise failures_error(tuner.last_failure or details, search_dir, worker=True) from None
+        raise RunError(f"the chief of {search_dir.path} failed or stopped answering "
+                       f"({error.code().name if call else 'gRPC'}: {details}); see the chief's "
+                       "output") from None
     return tuner
+
+
+def failures_error(message: str, search_dir: SearchDir, worker: bool = False) -> RunError:
+    """The error for KerasTuner's "consecutive failures" stop, with the last trial's message.
+
+    Args:
+        worker: raised in a worker, whose chief keeps no trial's message (KerasTuner sends it
+            none); every worker adds its trials' tracebacks to tuner.log.
+    """
+    last = message.strip().splitlines()[-1]
+    where = (f"trial's message is in {search_dir.tuner_dir}/trial_*/trial.json, their "
+             f"tracebacks in {search_dir.tuner_log}")
+    if worker:
+        where = f"failed trial's traceback is in {search_dir.tuner_log}"
+    return RunError(
+        f"the search stopped: several trials in a row failed, the last with: {last}. "
+        f"Narrow tune.space (e.g. lower the high bound of train.learning_rate); each {where}")
+
+
+def trial_announcer(search_dir: SearchDir, recipe: config.Recipe):
+    """For a chief: prints an ended trial's line from the record its worker wrote."""
+    def announce(trial_id: str) -> None:
+        path = search_dir.trial_json(trial_id)
+        if path.is_file():
+            print(describe_trial(json.loads(path.read_text()), recipe.tune), flush=True)
+        else:
+            print(f"trial {trial_id} failed; its traceback is in {search_dir.tuner_log}", flush=True)
+    return announce
 
 
 def run_defaults(recipe: config.Recipe, search_dir: SearchDir, runner: TrialRunner) -> dict:
@@ -255,6 +329,8 @@ def describe_trial(record: dict, tune: config.TuneConfig) -> str:
     best = (min if search_space.direction(tune) == "min" else max)(scores) if scores else None
     score = f"{best:.4f}" if best is not None else "n/a"
     where = "" if record["pid"] == os.getpid() else f" (worker {record['pid']})"
+    if record.get("tuner"):
+        where = f" ({record['tuner']}, process {record['pid']})"
     return (f"trial {record['trial']}: {values} | epochs {record['initial_epoch']}-"
             f"{record['epochs']} | {tune.objective} {score} | {record['seconds']:.1f} s | "
             f"RSS {record['rss_mb']:.0f} MB{where}")
