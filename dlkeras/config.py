@@ -141,6 +141,8 @@ class TrainConfig:
     MAE than the network, the run keeps it and `predict` serves it (exports hold the network).
     `distribution`: "none", "data_parallel" (every local device) or "multi_worker" (several
     processes); `data.batch_size` is then the global batch (see `engine.distribution`).
+    `keep_resume_state`: keep the stage weights and feature cache of a finished run (by
+    default they are removed when it finishes; see `RunDir.finish`).
     """
 
     epochs: int = 10
@@ -158,6 +160,7 @@ class TrainConfig:
     keep_best_of_baselines: bool = False
     mixed_precision: bool = False
     distribution: str = "none"
+    keep_resume_state: bool = False
     gradient_accumulation_steps: int = 1
     seed: int = 42
     stages: tuple[StageConfig, ...] = (StageConfig(),)

@@ -60,17 +60,26 @@ def save_figure_atomic(figure, path: Path, dpi: int = 110) -> None:
 
 
 def save_model_atomic(model, path: Path, weights_only: bool = False) -> None:
-    """Saves a Keras model (`.keras`) or its weights (`.weights.h5`) via a temp file + rename."""
+    """Saves a Keras model (`.keras`) or its weights (`.weights.h5`) via a temp file + rename.
+
+    The optimizer's state is left out (Keras would add two or more copies of the weights for
+    Adam-like optimizers): every file saved here is loaded for inference or as a stage's
+    start, which compiles a fresh optimizer. Resuming inside a stage reads Keras'
+    BackupAndRestore state instead, the one place optimizer state is kept.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = ".weights.h5" if weights_only else ".keras"
     temp = path.with_name(f".tmp-{os.getpid()}-{path.name.split('.')[0]}{suffix}")
+    optimizer = getattr(model, "optimizer", None)
     try:
+        model.optimizer = None
         if weights_only:
             model.save_weights(temp)
         else:
             model.save(temp)
         os.replace(temp, path)
     finally:
+        model.optimizer = optimizer
         temp.unlink(missing_ok=True)
 
 

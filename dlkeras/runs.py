@@ -7,10 +7,12 @@
         budget.json      each stage's length under train.time_budget_minutes (for --resume)
         history.csv      one row per epoch of every stage
         logs/            TensorBoard
-        backup/<stage>/  Keras BackupAndRestore state of the running stage
-        checkpoints/     best.keras (lowest monitored value), last.keras, <stage>.weights.h5,
-                         backbone_features.npz (pretrained backbones: features of every split)
-        model.keras      the final model
+        backup/<stage>/  Keras BackupAndRestore state of the running stage (optimizer included)
+        checkpoints/     best.keras (best monitored value; kept at the end only when it differs
+                         from model.keras), and while the run lasts (or with
+                         train.keep_resume_state) <stage>.weights.h5 and backbone_features.npz
+                         (pretrained backbones: features of every split)
+        model.keras      the final model (no optimizer state)
         metrics.json     test metrics and baselines
         kept_baseline.json  forecasting with train.keep_best_of_baselines: the baseline kept
         intervals.json   forecasting: the served model's interval offsets per horizon day
@@ -31,6 +33,7 @@ import platform
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -90,10 +93,6 @@ class RunDir:
         return self.checkpoints_dir / "best.keras"
 
     @property
-    def last_checkpoint(self) -> Path:
-        return self.checkpoints_dir / "last.keras"
-
-    @property
     def backbone_features(self) -> Path:
         return self.checkpoints_dir / "backbone_features.npz"
 
@@ -139,20 +138,29 @@ class RunDir:
         """
         stamp = time.strftime("%Y%m%d-%H%M%S")
         prefix = f"{recipe.name}-{label}" if label else recipe.name
-        path = out / f"{prefix}-{stamp}"
-        suffix = 1
-        while path.exists():
-            suffix += 1
-            path = out / f"{prefix}-{stamp}-{suffix}"
         try:
-            path.mkdir(parents=True)
+            out.mkdir(parents=True, exist_ok=True)
+            path = cls._claim(out, f"{prefix}-{stamp}")
         except OSError as error:
-            raise RunError(f"cannot create run directory {path}: {error}; pass --out DIR") from None
+            raise RunError(f"cannot create a run directory in {out}: {error}; pass --out DIR") from None
         run = cls(path)
         write_json_atomic(run.recipe_json, config.to_dict(recipe))
         write_json_atomic(run.env_json, environment(recipe, data_fingerprint))
         run.point_latest(out, prefix)
         return run
+
+    @staticmethod
+    def _claim(out: Path, name: str) -> Path:
+        """Creates out/name, or out/name-2, -3, ...: mkdir is atomic, so two runs started in
+        the same second (other processes, other hosts on a shared folder) never share one."""
+        suffix = 1
+        while True:
+            path = out / (name if suffix == 1 else f"{name}-{suffix}")
+            try:
+                path.mkdir()
+                return path
+            except FileExistsError:
+                suffix += 1
 
     @classmethod
     def find(cls, out: Path, recipe_name: str, where: str) -> RunDir:
@@ -186,10 +194,9 @@ class RunDir:
         """Atomically points runs/latest/<recipe> at this run."""
         link = out / "latest" / recipe_name
         link.parent.mkdir(parents=True, exist_ok=True)
-        temp = link.with_name(f".{recipe_name}.tmp")
-        temp.unlink(missing_ok=True)
+        temp = link.with_name(f".{recipe_name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
         temp.symlink_to(os.path.relpath(self.path, link.parent))
-        os.replace(temp, link)
+        os.replace(temp, link)  # atomic: readers see the old link or the new one, never none
 
     def check_resumable(self, recipe: config.Recipe, data_fingerprint: str,
                         ignored: tuple[str, ...] = ("tune.",)) -> None:
@@ -230,9 +237,49 @@ class RunDir:
     def save_stage_plan(self, stage: str, plan: dict) -> None:
         write_json_atomic(self.budget_json, {**self.stage_plans(), stage: plan})
 
+    def finish(self, keep_resume_state: bool = False) -> list[Path]:
+        """Removes what only a resume needs once the run is finished; returns what it removed.
+
+        Stage weights and the feature cache go (unless `keep_resume_state`); best.keras goes
+        when its weights are the final model's, so the final weights are kept once.
+        """
+        removed = []
+        if not keep_resume_state and self.checkpoints_dir.is_dir():
+            removed += sorted(self.checkpoints_dir.glob("*.weights.h5"))
+            removed += [p for p in [self.backbone_features] if p.is_file()]
+        if self.best_checkpoint.is_file() and same_weights(self.best_checkpoint, self.model_file):
+            removed.append(self.best_checkpoint)
+        for path in removed:
+            path.unlink()
+        return removed
+
     def record_environment(self, **entries) -> None:
         """Adds `entries` (e.g. the distribution) to env.json."""
         write_json_atomic(self.env_json, {**json.loads(self.env_json.read_text()), **entries})
+
+
+def same_weights(first: Path, second: Path) -> bool:
+    """True when two `.keras` files hold the same weights (read from their archives, no Keras)."""
+    import io
+    import zipfile
+
+    import h5py
+    import numpy as np
+
+    def arrays(path: Path) -> dict:
+        with zipfile.ZipFile(path) as archive:
+            data = archive.read("model.weights.h5")
+        found = {}
+        with h5py.File(io.BytesIO(data), "r") as weights:
+            weights.visititems(lambda name, item: found.__setitem__(name, item[()])
+                               if isinstance(item, h5py.Dataset) else None)
+        return found
+
+    try:
+        a, b = arrays(first), arrays(second)
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return False
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
 def environment(recipe: config.Recipe, data_fingerprint: str) -> dict:

@@ -110,10 +110,11 @@ class HistoryCSV(keras.callbacks.Callback):
 
 
 class AtomicCheckpoints(keras.callbacks.Callback):
-    """Saves checkpoints/last.keras every epoch and best.keras when `monitor` improves.
+    """Saves checkpoints/best.keras (without optimizer state) when `monitor` improves.
 
-    Each file is written to a temp name and renamed, so a killed run never leaves a truncated
-    checkpoint behind.
+    The file is written to a temp name and renamed, so a killed run never leaves a truncated
+    checkpoint behind. Resuming needs no checkpoint of the last epoch: BackupAndRestore keeps
+    that state (optimizer included) until its stage ends.
     """
 
     def __init__(self, run: RunDir, monitor: str, best_so_far: float | None, model):
@@ -125,7 +126,6 @@ class AtomicCheckpoints(keras.callbacks.Callback):
         self.best = best_so_far if best_so_far is not None else (-math.inf if self.mode_max else math.inf)
 
     def on_epoch_end(self, epoch, logs=None):
-        save_model_atomic(self.complete_model, self.run.last_checkpoint)
         value = (logs or {}).get(self.monitor)
         if value is None or not math.isfinite(value):
             return

@@ -82,7 +82,9 @@ def _train(recipe: config.Recipe, out: Path, resume, clock, replicas, scratch: P
         agree = distribution.weights_agree(model)
         print(f"weights identical on all {replicas.processes} processes: {agree}")
         run_dir.record_environment(distribution={**replicas.to_json(), "weights_identical": agree})
-    return run_dir, tasks.get(recipe.task).report(model, datasets, recipe, run_dir, training)
+    report = tasks.get(recipe.task).report(model, datasets, recipe, run_dir, training)
+    run_dir.finish(recipe.train.keep_resume_state)
+    return run_dir, report
 
 
 def open_run_dir(recipe: config.Recipe, out: Path, resume, fingerprint: str,

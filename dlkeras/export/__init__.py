@@ -4,12 +4,14 @@
         model.keras, saved_model/, model.tflite, model_dynamic.tflite, model_int8.tflite,
         model.onnx, labels.json, preprocessing.json (+ tokenizer/ for text models),
         export_report.json, export_summary.md
+    saved_models/<recipe>/<version>-failed/   the same, when an artifact failed the parity gate
 
 Conversions run under the TensorFlow backend on a reload of the run's `model.keras`, so every
 recipe gets every format whichever backend trained it. Exporting never trains.
 
     formats.py      FORMATS: per format its file, converter, runtime loader, quantized, source
     run.py          export_run: load, convert, check parity, write the version folder
+    versions.py     version numbers claimed atomically; folders published only when complete
     saved_model.py, tflite.py, onnx.py   the converters
     loaders.py, runtimes.py              each artifact in its own runtime
     parity.py, latency.py, summary.py    the gate, the timings, the report page

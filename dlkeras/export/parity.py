@@ -4,7 +4,12 @@ Test examples go in raw (texts, table rows, image arrays or files) and are turne
 inputs by `dlkeras.data.raw` from the exported preprocessing, batch by batch. Float artifacts
 must match the Keras outputs within `FLOAT_TOLERANCE`; quantized ones (`Format.quantized` in
 `formats.FORMATS`) must keep the task metric within their task's rule (`tasks.Task.quantized_rule`)
-and report how often their top-1 label agrees.
+and report how often their top-1 label agrees (reported, not gated: a quantized artifact is
+judged on the task metrics alone).
+
+The float limit includes its value: a largest difference of exactly `FLOAT_TOLERANCE` passes
+(compared as computed, since it measures float outputs) and one float step above it fails. How
+a quantized limit treats a change of exactly its value is up to the task's `quantized_rule`.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """`export_run`: one finished run to the chosen formats, each proven by the parity gate.
 
 The run's model.keras is loaded once (under the TensorFlow backend), checked against every
-chosen format, then copied and converted inside a hidden staging folder that is renamed to the
-version folder only when the report is written, and removed on any error.
+chosen format, then copied and converted inside the hidden folder of a version number claimed
+for this export alone (`versions.claim`). That folder is renamed to `<n>` (or `<n>-failed`) only
+once the report is written, and removed on any error; one left by a killed export is removed by
+the next export.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import time
 from pathlib import Path
 
 from dlkeras.errors import ConfigError, RunError
+from dlkeras.export import versions
 from dlkeras.export.formats import FORMATS, KERAS, Conversion, check_formats
+from dlkeras.export.summary import summary_markdown
 from dlkeras.io import write_json_atomic, write_text_atomic
 from dlkeras.runs import RunDir
 
@@ -24,6 +28,8 @@ REPRESENTATIVE_EXAMPLES = 200
 def export_run(run_path: Path, formats=None, out: Path = Path("saved_models"),
                parity_limit: int = 0, latency_seconds: float = 3.0) -> dict:
     """Exports one run; returns the report. The version folder appears only when complete.
+
+    Exports of the same recipe may run at the same time: each gets its own version number.
 
     Args:
         formats: formats to write; None means the recipe's `export.formats`.
@@ -45,23 +51,13 @@ def export_run(run_path: Path, formats=None, out: Path = Path("saved_models"),
     chosen = check_formats(recipe.export.formats if formats is None else formats)
     model = load_inference_model(run_dir.model_file)
     check_supported(model, chosen)
-    root = Path(out) / recipe.name
-    version = next_version(root)
-    staging = root / f".{version}.tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
-        report = _export_into(staging, run_dir, recipe, model, chosen, parity_limit, latency_seconds)
-        report["version"] = version
-        final = root / (str(version) if report["passed"] else f"{version}-failed")
-        write_json_atomic(staging / "export_report.json", report)
-        from dlkeras.export.summary import summary_markdown
-
-        write_text_atomic(staging / "export_summary.md", summary_markdown(report))
-        staging.rename(final)
-        report["folder"] = str(final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with versions.claim(Path(out) / recipe.name) as claim:  # removed again unless published
+        report = _export_into(claim.folder, run_dir, recipe, model, chosen, parity_limit,
+                              latency_seconds)
+        report["version"] = claim.version
+        write_json_atomic(claim.folder / "export_report.json", report)
+        write_text_atomic(claim.folder / "export_summary.md", summary_markdown(report))
+        report["folder"] = str(claim.publish(report["passed"]))  # the very last step
     return report
 
 
@@ -72,11 +68,6 @@ def check_supported(model, chosen: list[str]) -> None:
     if refused:
         raise ConfigError("; ".join(f"{name}: {why}" for name, why in refused.items())
                           + ". Leave it out with --formats (or the recipe's export.formats).")
-
-
-def next_version(root: Path) -> int:
-    numbers = [int(p.name.split("-")[0]) for p in root.glob("[0-9]*") if p.name.split("-")[0].isdigit()]
-    return max(numbers, default=0) + 1
 
 
 def _export_into(folder: Path, run_dir: RunDir, recipe, model, chosen: list[str], parity_limit: int,

@@ -21,7 +21,7 @@ def tiny_recipe(tmp_path):
     return config.apply_overrides(module.RECIPE, [
         *module.SMOKE, "data.image_size=32", "train.stages.0.epochs=1",
         "train.stages.1.epochs=1", f"data.cache_dir={tmp_path / 'cache'}",
-        "callbacks.tensorboard=false", "callbacks.checkpoints=false",
+        "callbacks.tensorboard=false", "callbacks.checkpoints=false", "train.keep_resume_state=true",
     ])
 
 

@@ -1,0 +1,68 @@
+"""What a finished run keeps on disk, and run folders that concurrent runs cannot share."""
+
+import io
+import threading
+import zipfile
+
+import h5py
+import numpy as np
+
+from dlkeras import config
+from dlkeras.engine.run import train_recipe
+from dlkeras.runs import RunDir, same_weights
+
+
+def weight_groups(path) -> set[str]:
+    with zipfile.ZipFile(path) as archive:
+        with h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as weights:
+            return set(weights.keys())
+
+
+def test_finished_run_keeps_the_final_weights_once_without_optimizer_state(tmp_path):
+    module = config.load_recipe_module("bert_tickets")  # backbone: features, probe, two stages
+    run_dir, _ = train_recipe(config.apply_overrides(module.RECIPE, module.SMOKE), tmp_path)
+    assert run_dir.model_file.is_file()
+    left = sorted(p.name for p in run_dir.checkpoints_dir.iterdir())
+    assert not [name for name in left if name.endswith(".weights.h5")], left
+    assert "backbone_features.npz" not in left
+    assert "optimizer" not in weight_groups(run_dir.model_file)
+    if run_dir.best_checkpoint.is_file():  # kept only when it is not the final model
+        assert not same_weights(run_dir.best_checkpoint, run_dir.model_file)
+        assert "optimizer" not in weight_groups(run_dir.best_checkpoint)
+    assert not list(run_dir.path.rglob(".tmp-*"))
+
+
+def test_same_weights_compares_the_archives_weights(tmp_path):
+    import keras
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="dense")])
+    model.save(tmp_path / "a.keras")
+    model.save(tmp_path / "b.keras")
+    model.layers[0].kernel.assign(model.layers[0].kernel + 1e-6)
+    model.save(tmp_path / "c.keras")
+    assert same_weights(tmp_path / "a.keras", tmp_path / "b.keras")
+    assert not same_weights(tmp_path / "a.keras", tmp_path / "c.keras")
+    (tmp_path / "broken.keras").write_bytes(b"not a zip")
+    assert not same_weights(tmp_path / "a.keras", tmp_path / "broken.keras")
+
+
+def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path):
+    recipe = config.load_recipe("mlp_churn")
+    made, errors = [], []
+
+    def create():
+        try:
+            made.append(RunDir.create(tmp_path, recipe, "fingerprint").path)
+        except Exception as error:  # noqa: BLE001 - any failure fails the test below
+            errors.append(error)
+
+    threads = [threading.Thread(target=create) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and len(set(made)) == 8
+    latest = (tmp_path / "latest" / "mlp_churn").resolve()
+    assert latest in made and (latest / "recipe.json").is_file()
+    assert not list((tmp_path / "latest").glob(".*.tmp"))
+    assert np.all([(path / "env.json").is_file() for path in made])
