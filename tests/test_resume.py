@@ -25,7 +25,7 @@ def kill_after_backup(csv, out, min_epoch=2, timeout=300):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     process = subprocess.Popen([sys.executable, "-m", "dlkeras.train", *train_args(csv, out)],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    metadata = out / "latest" / "mlp_churn" / "backup" / "train" / "training_metadata.json"
+    metadata = out / "latest" / "mlp_churn" / "backup" / "train" / "state.json"
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline and process.poll() is None:

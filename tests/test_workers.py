@@ -48,7 +48,7 @@ def test_killed_multi_worker_run_resumes_on_every_process(tmp_path, cli):
     launcher = subprocess.Popen([sys.executable, "-m", "dlkeras.train", *args(out, *extra),
                                  "--workers", "2"], env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
-    metadata = out / "latest" / "mlp_churn" / "backup" / "train" / "training_metadata.json"
+    metadata = out / "latest" / "mlp_churn" / "backup" / "train" / "state.json"
     deadline, backed_up = time.monotonic() + 300, -1
     try:
         while time.monotonic() < deadline and launcher.poll() is None and backed_up < 2:

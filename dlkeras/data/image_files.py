@@ -1,7 +1,10 @@
 """Image classification from image files: a folder of class folders, or a CSV of path,label.
 
-Every file is checked once before training: empty, corrupt and non-image files are skipped and
-each skipped path is reported (printed, and listed in metrics.json and preprocessing.json);
+Every file is checked once before training: empty, corrupt, truncated and non-image files,
+and decompression bombs (images declaring more than `image_decode.MAX_PIXELS` pixels, never
+decoded), are skipped and each skipped path is reported (printed, and listed in metrics.json
+and preprocessing.json); a folder without a single readable image is an error. Symbolic links
+are followed, and files read from outside the folder through them are reported (`list_folder`);
 grayscale and RGBA files are converted to RGB as they are decoded; images in formats tf.data
 cannot decode (TIFF, WebP, CMYK JPEG, ...) are converted once to PNG copies under the cache
 folder. So no file can stop an epoch half-way.
@@ -32,8 +35,6 @@ from dlkeras.data import (
 )
 from dlkeras.errors import DataError
 
-NATIVE_FORMATS = ("JPEG", "PNG", "GIF", "BMP")  # what tf.io.decode_image reads
-
 
 def build(config, seed: int, preset: str = "") -> Datasets:
     """Lists, checks, splits (stratified) and streams the images of `config`."""
@@ -42,8 +43,12 @@ def build(config, seed: int, preset: str = "") -> Datasets:
         keep = classification.subsample(len(paths), config.max_examples)
         paths, labels = paths[keep], labels[keep]
     cache = Path(config.cache_dir).expanduser() if config.cache_dir else defects.default_cache_dir()
+    listed = paths
     paths, labels, skipped, converted = scan(paths, labels, cache / "converted")
-    checks.check_not_empty(len(paths), f"{where} (readable images)")
+    if not len(paths):
+        raise DataError(f"{where} has no readable images (the data set is empty): "
+                        f"{describe(skipped, converted)[0] if skipped else 'no files found'}; "
+                        "put JPEG, PNG, BMP, GIF, TIFF or WebP files in its class folders")
     split_index = classification.stratified_indices(labels, config, seed)
     encoded = classification.label_splits(labels, split_index, where)
     info = classification.classification_info(
@@ -53,7 +58,7 @@ def build(config, seed: int, preset: str = "") -> Datasets:
                        "pixel_range": [0.0, 1.0], "resize": "bilinear, aspect ratio not kept",
                        "skipped_files": [{"path": p, "reason": r} for p, r in skipped]},
         fingerprint=fingerprint(*[f"{p}:{Path(p).stat().st_size}" for p in paths], labels.astype("U")),
-        notes=describe(skipped, converted),
+        notes=outside_links(config.path, listed, skipped) + describe(skipped, converted),
     )
     augment = None
     if config.augment:
@@ -107,18 +112,55 @@ def list_examples(config) -> tuple[np.ndarray, np.ndarray, str]:
 
 
 def list_folder(folder: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Every non-hidden file under each class sub-folder of `folder`, with the folder name."""
+    """Every non-hidden file under each class sub-folder of `folder`, with the folder name.
+
+    Symbolic links are followed wherever they point: class folders, folders inside them and
+    files may be links, since data sets are often assembled from links into a shared store (a
+    CSV of paths may name any file, too). Each real folder is visited once per class, so a
+    link loop ends. Every listed path is checked before use (`check_image`: only regular
+    image files are read, so a link to a device, a pipe or nowhere is skipped with a note),
+    and `outside_links` reports the files read from outside `folder`.
+    """
     classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise DataError(f"{folder} has no sub-folders; put each class's images in a sub-folder "
                         "named after the class (e.g. scratch/001.jpg, clean/002.jpg)")
     paths, labels = [], []
     for class_dir in classes:
-        for file in sorted(class_dir.rglob("*")):
-            if file.is_file() and not any(part.startswith(".") for part in file.relative_to(folder).parts):
-                paths.append(str(file))
-                labels.append(class_dir.name)
+        for file in files_under(class_dir):
+            paths.append(str(file))
+            labels.append(class_dir.name)
     return np.array(paths, dtype=str), np.array(labels, dtype=str)
+
+
+def files_under(root: Path) -> list[Path]:
+    """Non-hidden entries that are not folders, under `root`, links followed, sorted."""
+    found, seen, pending = [], set(), [root]
+    while pending:
+        directory = pending.pop()
+        real = directory.resolve()
+        if real in seen:  # a link loop, or two links to one folder
+            continue
+        seen.add(real)
+        for entry in directory.iterdir():
+            if not entry.name.startswith("."):
+                (pending if entry.is_dir() else found).append(entry)
+    return sorted(found)
+
+
+def outside_links(data_path: str, listed, skipped) -> list[str]:
+    """A note on the usable files of an image folder that links lead outside of (none for a
+    CSV of paths, whose paths may name any file)."""
+    folder = Path(data_path).expanduser() if data_path else None
+    if not (folder and folder.is_dir()):
+        return []
+    root, unusable = folder.resolve(), {path for path, _ in skipped}
+    outside = [p for p in listed if p not in unusable and not Path(p).resolve().is_relative_to(root)]
+    if not outside:
+        return []
+    shown = "; ".join(f"{p} -> {Path(p).resolve()}" for p in outside[:3])
+    return [f"{len(outside)} file(s) are symbolic links to files outside {folder}, read as "
+            f"their targets ({shown}{' ...' if len(outside) > 3 else ''})"]
 
 
 def scan(paths, labels, converted_dir: Path):
@@ -139,35 +181,19 @@ def scan(paths, labels, converted_dir: Path):
 
 
 def check_image(path: Path, converted_dir: Path, converted: dict) -> tuple[str | None, str]:
-    """The path tf.data should read for `path` (maybe a converted copy), or None and why not."""
-    from PIL import Image, UnidentifiedImageError
+    """The path tf.data should read for `path` (maybe a converted copy), or None and why not.
 
-    if not path.is_file():
-        return None, "file does not exist"
-    if path.stat().st_size == 0:
-        return None, "empty file"
-    try:
-        with Image.open(path) as image:
-            image.load()
-            if (image.format in NATIVE_FORMATS and image.mode in ("RGB", "L", "RGBA", "LA", "P")
-                    and decodes_in_tensorflow(path)):
-                converted["rgb"] += image.mode != "RGB"
-                return str(path), ""
-            return convert_copy(path, image, converted_dir, converted), ""
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
-        kind = "not an image" if isinstance(error, UnidentifiedImageError) else "corrupt image"
-        return None, f"{kind} ({str(error).splitlines()[0][:120]})"
-
-
-def decodes_in_tensorflow(path: Path) -> bool:
-    """True when tf.data's decoder reads the file too (it is stricter than PIL on some JPEGs)."""
-    import tensorflow as tf
-
-    try:
-        tf.io.decode_image(tf.io.read_file(str(path)), channels=3, expand_animations=False)
-    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError):
-        return False
-    return True
+    `image_decode.open_image` reads the header first, so a decompression bomb is skipped
+    without being decoded.
+    """
+    image, reason = image_decode.open_image(path)
+    if image is None:
+        return None, reason
+    with image:
+        if not image_decode.needs_conversion(path, image):
+            converted["rgb"] += image.mode != "RGB"
+            return str(path), ""
+        return convert_copy(path, image, converted_dir, converted), ""
 
 
 def convert_copy(path: Path, image, converted_dir: Path, converted: dict) -> str:
@@ -211,8 +237,8 @@ def make_image_dataset(paths, labels, config, training: bool, seed: int, augment
     dataset = dataset.map(load, num_parallel_calls=pipeline.parallelism(), deterministic=True)
     dataset = dataset.cache()
     if training:
-        dataset = dataset.shuffle(min(len(labels), config.shuffle_buffer), seed=seed,
-                                  reshuffle_each_iteration=True)
+        dataset = pipeline.epoch_shuffle(dataset, min(len(labels), config.shuffle_buffer), seed,
+                                         len(labels))
     dataset = dataset.batch(config.batch_size)
     dataset = dataset.map(lambda x, y: (tf.cast(x, tf.float32) / 255.0, y),
                           num_parallel_calls=pipeline.parallelism(), deterministic=True)

@@ -1,4 +1,10 @@
-"""tf.data construction shared by every pipeline: shuffle, batch, augment, prefetch."""
+"""tf.data construction shared by every pipeline: shuffle, batch, augment, prefetch.
+
+Training pipelines draw each epoch's order from the seed and the epoch number alone
+(`epoch_order`, `set_epoch`), not from how many times the pipeline was iterated before: a run
+resumed at epoch k sees the batches the uninterrupted run saw at epoch k, whatever iterated
+the pipeline in between (feature caching, step timing, an earlier process).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,59 @@ from collections.abc import Callable
 import numpy as np
 
 GROUP_BATCHES = 50  # batches' worth of examples sorted by length together
+_EPOCH = [0]  # the epoch whose order training pipelines draw (see set_epoch)
+
+
+def set_epoch(epoch: int) -> None:
+    """Training pipelines iterated from now on draw epoch `epoch`'s order.
+
+    Called at the start of every epoch (`engine.callbacks.DataEpoch`), before Keras creates
+    the epoch's iterator.
+    """
+    _EPOCH[0] = int(epoch)
+
+
+def epoch_order(count: int, seed: int):
+    """A dataset of the indices 0..count-1 in the order of the current epoch (`set_epoch`).
+
+    The permutation is a stateless function of (seed, epoch), read when an iterator starts.
+    """
+    import tensorflow as tf
+
+    def permutation(_):
+        epoch = tf.py_function(lambda: _EPOCH[0], [], tf.int64)
+        key = tf.stack([tf.constant(seed, tf.int64), tf.reshape(epoch, [])])
+        return tf.random.experimental.stateless_shuffle(tf.range(count, dtype=tf.int64), seed=key)
+
+    order = tf.data.Dataset.range(1).map(permutation).unbatch()
+    return order.apply(tf.data.experimental.assert_cardinality(count))
+
+
+def epoch_shuffle(dataset, buffer_size: int, seed: int, count: int):
+    """`dataset` (a stream of `count` elements) shuffled in the order of the current epoch.
+
+    For streams without random access (decoded and cached images, windows); the seed of
+    tf.data's shuffle is drawn from (seed, epoch) each time an iterator starts.
+    """
+    import tensorflow as tf
+
+    def for_epoch(_):
+        epoch = tf.reshape(tf.py_function(lambda: _EPOCH[0], [], tf.int64), [])
+        return dataset.shuffle(buffer_size, seed=tf.constant(seed, tf.int64) * 1_000_003 + epoch,
+                               reshuffle_each_iteration=False)
+
+    shuffled = tf.data.Dataset.range(1).flat_map(for_epoch)
+    return shuffled.apply(tf.data.experimental.assert_cardinality(count))
+
+
+def _shuffled_examples(arrays, count: int, seed: int):
+    """The examples of `arrays` (a structure of arrays with `count` rows) in epoch order."""
+    import tensorflow as tf
+
+    constants = tf.nest.map_structure(tf.constant, arrays)
+    return epoch_order(count, seed).map(
+        lambda index: tf.nest.map_structure(lambda part: tf.gather(part, index), constants),
+        num_parallel_calls=parallelism(), deterministic=True)
 
 def dataset_options():
     """tf.data options for the active Keras backend.
@@ -48,7 +107,9 @@ def make_dataset(
     Args:
         features: an array (or dict of arrays) with one row per example.
         labels: labels aligned with the rows of `features`.
-        training: shuffle each epoch and apply `augment` (a batch -> batch function).
+        training: shuffle each epoch (`epoch_order`) and apply `augment` (a batch -> batch
+            function).
+        shuffle_buffer: not used: in-memory arrays are shuffled whole.
         transform: a batch -> batch function for every split (e.g. tokenization).
         lengths: one length per example (training only): batches group examples of similar
             length (`length_grouped_batches`).
@@ -56,16 +117,12 @@ def make_dataset(
     import tensorflow as tf
 
     if training and lengths is not None:
-        dataset = tf.data.Dataset.from_tensor_slices((features, labels, lengths))
-        dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+        dataset = _shuffled_examples((features, labels, np.asarray(lengths)), len(labels), seed)
         dataset = length_grouped_batches(dataset, batch_size, seed, len(labels))
+    elif training:
+        dataset = _shuffled_examples((features, labels), len(labels), seed).batch(batch_size)
     else:
-        dataset = tf.data.Dataset.from_tensor_slices((features, labels))
-        if training:
-            size = len(labels)
-            dataset = dataset.shuffle(min(size, shuffle_buffer), seed=seed,
-                                      reshuffle_each_iteration=True)
-        dataset = dataset.batch(batch_size)
+        dataset = tf.data.Dataset.from_tensor_slices((features, labels)).batch(batch_size)
     if transform is not None:
         dataset = dataset.map(
             lambda x, y: (transform(x), y), num_parallel_calls=parallelism(), deterministic=True
@@ -80,19 +137,27 @@ def make_dataset(
 def length_grouped_batches(dataset, batch_size: int, seed: int, count: int):
     """Batches of `(features, labels)` from shuffled `(features, labels, length)` examples,
     grouped by length: each run of `GROUP_BATCHES` batches' worth of examples is sorted by
-    length and cut into batches, and the batches are shuffled again, so every epoch still sees
-    every example once, in a new order, with far less padding per batch.
+    length and cut into batches, whose order within the run is then shuffled too (from seed,
+    run and epoch), so every epoch still sees every example once, in a new order, with far
+    less padding per batch.
     """
     import tensorflow as tf
 
-    def sort_group(features, labels, lengths):
+    def sort_group(index, example):
+        features, labels, lengths = example
         order = tf.argsort(lengths, stable=True)
+        full = tf.shape(order)[0] // batch_size  # whole batches; a short last one stays last
+        epoch = tf.reshape(tf.py_function(lambda: _EPOCH[0], [], tf.int64), [])
+        key = tf.stack([tf.constant(seed, tf.int64) + index, epoch])
+        batches = tf.random.experimental.stateless_shuffle(tf.range(full), seed=key)
+        whole = tf.reshape(tf.gather(tf.reshape(order[:full * batch_size], [full, batch_size]),
+                                     batches), [-1])
+        order = tf.concat([whole, order[full * batch_size:]], axis=0)
         return (tf.nest.map_structure(lambda part: tf.gather(part, order), features),
                 tf.gather(labels, order))
 
-    dataset = dataset.batch(batch_size * GROUP_BATCHES).map(sort_group).unbatch()
-    dataset = dataset.batch(batch_size).shuffle(GROUP_BATCHES, seed=seed,
-                                                reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size * GROUP_BATCHES).enumerate().map(sort_group).unbatch()
+    dataset = dataset.batch(batch_size)
     return dataset.apply(tf.data.experimental.assert_cardinality(-(-count // batch_size)))
 
 

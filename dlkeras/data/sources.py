@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ def load_table(path: str | Path):
     """Reads a CSV/TSV/JSONL/Parquet file into a DataFrame with clear errors."""
     import pandas as pd
 
-    path = check_file(path)
+    path = check_regular_file(path)
     reader = TABLE_READERS.get(path.suffix.lower())
     if reader is None:
         raise DataError(
@@ -34,11 +35,42 @@ def load_table(path: str | Path):
         kwargs = {"lines": path.suffix.lower() == ".jsonl"}
     try:
         frame = getattr(pd, reader)(path, **kwargs)
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, OSError) as error:
+    except UnicodeDecodeError:
+        raise DataError(not_utf8(path)) from None
+    except (ValueError, pd.errors.ParserError, OSError) as error:
         raise DataError(f"{path}: cannot be read as {path.suffix} ({error}); check the file") from None
     if frame.empty:
         raise DataError(f"{path} holds no rows; check the file")
     return frame.reset_index(drop=True)
+
+
+def check_regular_file(path: str | Path) -> Path:
+    """Raises DataError unless `path` is an existing regular file (links followed): a device or
+    a pipe would be read forever."""
+    path = check_file(path)
+    if not path.is_file():
+        raise DataError(f"{path} is not a regular file (a folder, device or pipe), which would "
+                        "never end or not parse; name a data file instead")
+    return path
+
+
+def not_utf8(path: Path) -> str:
+    """The message for a text file that is not UTF-8, naming the first line that is not."""
+    with open(path, "rb") as stream:
+        utf16 = stream.read(2) in (b"\xff\xfe", b"\xfe\xff")  # Excel's "Unicode text"
+        stream.seek(0)
+        for number, line in enumerate(stream, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as error:
+                where = f"line {number} holds byte 0x{line[error.start]:02x}, which is not UTF-8"
+                break
+        else:
+            where = "it is not UTF-8"
+    source = "utf-16" if utf16 else "cp1252"
+    return (f"{path}: {where}; dlkeras reads text files as UTF-8, so save it as UTF-8 (e.g. "
+            f"iconv -f {source} -t utf-8 {path.name} > utf8-{path.name}, or a spreadsheet's "
+            "'CSV UTF-8' format) and use the new file")
 
 
 def load_frame(config):
@@ -159,22 +191,43 @@ def load_image_arrays(source: str, path: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_npz_images(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """A user `.npz` holding `images` (N, H, W[, C]) and `labels` (N,)."""
-    path = check_file(path)
+    """A user `.npz` holding `images` (N, H, W[, C]) and `labels` (N,), both plain arrays.
+
+    Never unpickles: an archive holding Python objects (object arrays) is refused, as is a
+    hostile zip (`archives.check_zip`: member paths outside it, a decompression bomb).
+    """
+    from dlkeras.archives import check_zip
+
+    path = check_regular_file(path)
+    fix = "save plain arrays: np.savez(path, images=uint8 array, labels=int or str array)"
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"{path}: not a readable .npz archive (it is not a zip file of arrays); {fix}")
+    check_zip(path, DataError, fix)
     try:
-        archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise DataError(f"{path}: not a readable .npz archive ({error})") from None
-    missing = {"images", "labels"} - set(archive.files)
-    if missing:
-        raise DataError(
-            f"{path}: needs arrays 'images' (N, H, W[, C]) and 'labels' (N,); missing "
-            f"{sorted(missing)}, found {archive.files}"
-        )
-    images, labels = archive["images"], archive["labels"]
+        with np.load(path, allow_pickle=False) as archive:
+            missing = {"images", "labels"} - set(archive.files)
+            if missing:
+                raise DataError(
+                    f"{path}: needs arrays 'images' (N, H, W[, C]) and 'labels' (N,); missing "
+                    f"{sorted(missing)}, found {archive.files}"
+                )
+            images, labels = archive["images"], archive["labels"]
+    except ValueError as error:
+        if "allow_pickle" in str(error):
+            raise DataError(f"{path} holds Python objects (object arrays, stored with pickle), "
+                            f"and dlkeras never unpickles data files (unpickling runs code); "
+                            f"{fix}") from None
+        raise DataError(f"{path}: not a readable .npz archive ({error}); {fix}") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as error:
+        raise DataError(f"{path}: not a readable .npz archive ({error}); {fix}") from None
+    if not (np.issubdtype(images.dtype, np.number) or images.dtype == bool):
+        raise DataError(f"{path}: 'images' must hold numbers (pixels), found dtype "
+                        f"{images.dtype}; {fix}")
     if images.ndim == 3:
         images = images[..., None]
-    if images.ndim != 4 or len(images) != len(labels):
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if images.ndim != 4 or labels.ndim != 1 or len(images) != len(labels):
         raise DataError(
             f"{path}: images must be (N, H, W[, C]) with one label each; got images "
             f"{images.shape} and labels {labels.shape}"

@@ -76,7 +76,27 @@ def select_columns(frame, config, where: str) -> tuple[list[str], list[str]]:
         for c in features
         if c in config.categorical_columns or not is_numeric_dtype(frame[c]) or is_bool_dtype(frame[c])
     ]
+    for column in categorical:
+        if column not in config.categorical_columns:
+            check_not_mixed(frame, column, where)
     return [c for c in features if c not in categorical], categorical
+
+
+def check_not_mixed(frame, column: str, where: str) -> None:
+    """Raises DataError when a text column is mostly numbers: a few stray values (a "?", a
+    unit, a typo) would otherwise make a numeric column one-hot encoded categories."""
+    import pandas as pd
+
+    values = frame[column].dropna()
+    numbers = pd.to_numeric(values, errors="coerce")
+    if len(values) and numbers.notna().sum() >= len(values) / 2 and numbers.isna().any():
+        bad = values.index[numbers.isna()]
+        raise DataError(
+            f"{where}: column {column!r} mixes numbers with text (file rows {checks.rows(bad)}, "
+            f"e.g. {str(values[bad[0]])!r}); clean those values (leave missing ones empty, see "
+            f"data.missing), or add {column!r} to data.categorical_columns to treat every value "
+            "as a category"
+        )
 
 
 def clean_rows(frame, config, features: list[str], where: str, notes: list[str]):
@@ -137,10 +157,14 @@ def build_raw_converter(preprocessing: dict, folder: Path | None = None):
     columns = [*preprocessor.numeric, *preprocessor.categorical]
 
     def convert(frame):
+        import pandas as pd
+
         missing = [c for c in columns if c not in frame.columns]
         if missing:
             raise DataError(f"input rows lack column(s) {missing}; the model was trained with "
                             f"{columns}")
+        checks.check_numeric(frame, list(preprocessor.numeric), "input rows")
+        frame = frame.assign(**{c: pd.to_numeric(frame[c]) for c in preprocessor.numeric})
         features = preprocessor.transform(frame)
         if not np.isfinite(features).all():
             raise DataError("input rows hold empty or non-numeric values in numeric columns")

@@ -6,6 +6,11 @@ test file (`data.test_path`) is checked for texts that also appear in training a
 training never saw. Tokenization uses the vocabulary of the recipe's `model.preset` and runs
 inside the tf.data pipeline; the sequence length is chosen from the training texts unless set.
 At inference `build_raw_converter` tokenizes raw texts with the same tokenizer and length.
+
+Texts longer than `MAX_TEXT_CHARACTERS` are cut to that many characters before anything else
+reads them (reported with their rows): the model reads at most `data.max_sequence_length`
+tokens (a few thousand characters), while cleaning and tokenizing whole texts made one 10 MB
+text among 64 short ones cost 50 s and 4.4 GB of memory to build, against 13 s and 1.1 GB.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import numpy as np
 
 from dlkeras.data import Datasets, checks, classification, fingerprint, sources, splits, tokenize
 from dlkeras.errors import DataError
+
+MAX_TEXT_CHARACTERS = 100_000  # about 20k tokens: far beyond any sequence length a model reads
 
 
 def clean(frame, config, where: str, notes: list[str]):
@@ -35,10 +42,22 @@ def clean(frame, config, where: str, notes: list[str]):
         notes.append(message + "; dropped")
         frame = frame.drop(index=bad)
     frame = frame.assign(**{config.label_column: frame[config.label_column].astype(str)})
+    frame = cut_long_texts(frame, config.text_column, where, notes)
     if config.max_examples:
         frame = frame.sample(n=min(config.max_examples, len(frame)), random_state=0)
     checks.check_not_empty(len(frame), where)
     return frame.reset_index(drop=True)
+
+
+def cut_long_texts(frame, text_column: str, where: str, notes: list[str]):
+    """Cuts texts to their first `MAX_TEXT_CHARACTERS` characters, with a note naming the rows."""
+    long = frame.index[frame[text_column].str.len() > MAX_TEXT_CHARACTERS]
+    if not len(long):
+        return frame
+    notes.append(f"{where}: {len(long)} text(s) longer than {MAX_TEXT_CHARACTERS:,} characters "
+                 f"(file rows {checks.rows(long)}) were cut to their first {MAX_TEXT_CHARACTERS:,}; "
+                 "the model reads only the first data.max_sequence_length tokens of a text")
+    return frame.assign(**{text_column: frame[text_column].str.slice(0, MAX_TEXT_CHARACTERS)})
 
 
 def deduplicate(frame, text_column: str, where: str, notes: list[str]):
@@ -139,7 +158,7 @@ def build_raw_converter(preprocessing: dict, folder: Path | None = None):
     preprocess = tokenize.build_preprocessor(tokenizer, preprocessing["sequence_length"])
 
     def convert(texts):
-        texts = [str(t) for t in texts]
+        texts = [str(t)[:MAX_TEXT_CHARACTERS] for t in texts]
         if not texts or not all(t.strip() for t in texts):
             raise DataError("every text to classify must be non-empty")
         batch = preprocess(np.array(texts, dtype=object))

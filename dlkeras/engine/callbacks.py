@@ -26,20 +26,52 @@ def build_callbacks(recipe, run: RunDir, stage, best_so_far: float | None, model
         best_so_far: best monitored value of earlier stages, so best.keras spans all stages.
         model: the complete model checkpoints save (a cached-feature stage fits only its head).
     """
+    from dlkeras.engine.backup import StageBackup
+
     settings = recipe.callbacks
+    stateful = build_stopping_callbacks(recipe)
+    if settings.checkpoints:
+        stateful.append(AtomicCheckpoints(run, settings.monitor, best_so_far, model))
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
-        # history before the backup: a kill between the two leaves a row that the resumed
-        # epoch rewrites, never a backed-up epoch without its row
+        # history first, then the callbacks whose state carries over, then the backup of it
+        # all: a kill in between leaves a row or a checkpoint that the resumed epoch
+        # rewrites, never a backed-up epoch without them
         HistoryCSV(run, stage.name),
-        keras.callbacks.BackupAndRestore(str(run.backup_dir(stage.name)), delete_checkpoint=True),
-        *build_stopping_callbacks(recipe),
+        *stateful,
+        StageBackup(run.backup_dir(stage.name), stateful),
     ]
-    if settings.checkpoints:
-        callbacks.append(AtomicCheckpoints(run, settings.monitor, best_so_far, model))
     if settings.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(run.logs_dir / stage.name)))
     return callbacks
+
+
+class EpochStart(keras.callbacks.Callback):
+    """Makes each epoch's randomness a function of seed, stage and epoch alone.
+
+    At the start of every epoch it tells the training pipelines which epoch starts
+    (`data.pipeline.set_epoch`: the order of the examples) and re-seeds the model's random
+    layers (dropout, noise) from the epoch. A resumed stage then sees the batches and draws
+    the masks that the uninterrupted stage did at that epoch, whatever ran before it.
+    """
+
+    def __init__(self, stage: str, seed: int = 0):
+        super().__init__()
+        import zlib
+
+        self.offset = zlib.crc32(stage.encode()) % 1_000_000 * 1_000 + seed * 7_919
+
+    def on_epoch_begin(self, epoch, logs=None):
+        import numpy as np
+
+        from dlkeras.data import pipeline
+
+        pipeline.set_epoch(self.offset + epoch)
+        generators = [generator for layer in self.model._flatten_layers()  # noqa: SLF001
+                      for generator in getattr(layer, "_seed_generators", ())]
+        for index, generator in enumerate(generators):
+            start = (self.offset + epoch) * 1_009 + index
+            generator.state.assign(np.array([start % 2**31, 0], dtype=generator.state.dtype))
 
 
 def build_stopping_callbacks(recipe) -> list:

@@ -58,6 +58,11 @@ def _train(recipe: config.Recipe, out: Path, resume, clock, replicas, scratch: P
     with distribution.replica_scope():  # before the run directory: no dead runs
         model = models.build(recipe.model, datasets.info)
     run_dir = open_run_dir(recipe, out, resume, datasets.info.fingerprint, scratch)
+    if resume and run_dir.metrics_json.is_file():  # finished; killed at most while tidying up
+        run_dir.finish(recipe.train.keep_resume_state)
+        print(f"{run_dir.path} had finished: nothing left to train")
+        summary = run_dir.report_dir / "summary.md"
+        return run_dir, {"summary": summary.read_text() if summary.is_file() else ""}
     run_dir.record_environment(distribution=replicas.to_json())
     write_json_atomic(run_dir.preprocessing_json, {
         "task": recipe.task, "class_names": list(datasets.info.class_names),

@@ -257,8 +257,9 @@ def fit_stage(model, recipe: config.Recipe, datasets, stage, stage_callbacks, fe
         "verbose": 1 if sys.stdout.isatty() else 2,
         **fit_options,
     }
-    from dlkeras.engine import distribution
+    from dlkeras.engine import callbacks, distribution
 
+    stage_callbacks = [callbacks.EpochStart(stage.name, recipe.train.seed), *stage_callbacks]
     with distribution.fitting(fit_model):
         compile_stage(fit_model, recipe, stage,
                       (steps_per_epoch or int(train_data.cardinality())) * epochs)

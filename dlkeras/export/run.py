@@ -154,7 +154,9 @@ def representative(datasets, preprocessing: dict, folder: Path):
 
 def copy_preprocessing(run_dir: RunDir, folder: Path) -> dict:
     """preprocessing.json and labels.json beside the artifacts (+ the tokenizer for texts)."""
-    preprocessing = json.loads(run_dir.preprocessing_json.read_text())
+    from dlkeras.data.raw import load_preprocessing
+
+    preprocessing = load_preprocessing(run_dir.path)  # checked: a tampered file is refused
     if preprocessing.get("kind") == "text":
         from dlkeras.data import tokenize
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import zipfile
 from pathlib import Path
 
+from dlkeras.archives import check_zip
 from dlkeras.errors import ConfigError, RunError
 
 MODELS = {
@@ -44,9 +46,16 @@ def load_inference_model(path):
     """A saved `.keras` model for inference: safe mode, no optimizer, every factory's custom
     layers registered first.
 
+    Before Keras opens the file, the zip archive is checked (`archives.check_zip`: no member
+    path outside the archive, no decompression bomb) and its config is searched for Lambda
+    layers. Layer classes are looked up only among Keras' own and dlkeras' registered ones
+    (Keras imports no module outside its own packages): a class the file names but neither
+    defines is refused.
+
     Raises:
-        RunError: the file is missing, corrupt or truncated, not a model dlkeras can rebuild, or
-            holds code (Lambda layers) that safe mode refuses; the message names the file.
+        RunError: the file is missing, corrupt or truncated, a hostile archive, not a model
+            dlkeras can rebuild (unknown layer classes), or holds code (Lambda layers) that
+            safe mode refuses; the message names the file.
     """
     import keras
 
@@ -61,6 +70,9 @@ def load_inference_model(path):
     except Exception as error:  # Keras raises ValueError, TypeError, OSError... for bad files
         if "safe_mode" in str(error):  # Keras refused to deserialize code
             raise RunError(_refused(path, "Python code (a lambda or function)")) from None
+        unknown = _UNKNOWN_CLASS.findall(str(error))
+        if unknown:
+            raise RunError(_unknown_classes(path, unknown)) from None
         raise RunError(_corrupt(path, error)) from None
 
 
@@ -68,6 +80,8 @@ def _archive_config(path: Path) -> dict:
     """config.json of a .keras archive (a zip file)."""
     if not path.is_file():
         raise RunError(f"model file {path} does not exist; train the run first (python -m dlkeras.train)")
+    check_zip(path, RunError, "use a model file saved by Keras (model.save), e.g. one a dlkeras "
+              "run or export wrote")
     try:
         with zipfile.ZipFile(path) as archive:
             return json.loads(archive.read("config.json"))
@@ -88,6 +102,18 @@ def _lambda_layers(node) -> list[str]:
 def _refused(path: Path, what: str) -> str:
     return (f"{path} holds {what}, and dlkeras never loads code from model files (Keras safe mode); "
             "rebuild the model without Lambda layers, e.g. train it with a dlkeras recipe "
+            "(python -m dlkeras.train --recipe NAME) and export that run")
+
+
+# Keras' message for a class neither it nor a registration defines
+_UNKNOWN_CLASS = re.compile(r"Could not (?:locate|deserialize) (?:class |function )?'([^']+)'")
+
+
+def _unknown_classes(path: Path, names: list[str]) -> str:
+    listed = ", ".join(map(repr, sorted(set(names))))
+    return (f"{path} uses layer class(es) {listed} that neither Keras nor dlkeras defines; "
+            "dlkeras loads only Keras' and its own layers and never imports code a model file "
+            "names. Rebuild the model from Keras layers or a dlkeras recipe "
             "(python -m dlkeras.train --recipe NAME) and export that run")
 
 

@@ -214,7 +214,10 @@ def raw_inputs(model, request) -> tuple[list[str], object]:
         from dlkeras.data import sources
 
         if kind == "text" and request.input.suffix.lower() in (".txt", ""):
-            lines = request.input.read_text(encoding="utf-8").splitlines()
+            try:
+                lines = request.input.read_text(encoding="utf-8").splitlines()
+            except UnicodeDecodeError:
+                raise DataError(sources.not_utf8(request.input)) from None
             texts = [line for line in lines if line.strip()]
             return texts, texts
         frame = sources.load_table(request.input)

@@ -11,7 +11,12 @@ def batches(lengths, grouped: bool, epochs: int = 2):
                                     training=True, seed=0,
                                     lengths=lengths if grouped else None)
     assert int(dataset.cardinality()) == -(-count // 8)
-    return [[y for _, y in dataset.as_numpy_iterator()] for _ in range(epochs)]
+    orders = []
+    for epoch in range(epochs):
+        pipeline.set_epoch(epoch)  # as engine.callbacks.EpochStart does
+        orders.append([y for _, y in dataset.as_numpy_iterator()])
+    pipeline.set_epoch(0)
+    return orders
 
 
 def test_grouped_epochs_see_every_example_once_in_a_new_order():
@@ -21,6 +26,8 @@ def test_grouped_epochs_see_every_example_once_in_a_new_order():
         assert sorted(np.concatenate(epoch).tolist()) == list(range(1003))
         assert len(epoch) == 126
     assert not np.array_equal(np.concatenate(first), np.concatenate(second))
+    again, = batches(lengths, grouped=True, epochs=1)  # epoch 0 again, e.g. after a resume
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
 
 
 def test_grouped_batches_pad_to_far_fewer_tokens_than_random_ones():
