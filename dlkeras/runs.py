@@ -237,17 +237,20 @@ class RunDir:
     def save_stage_plan(self, stage: str, plan: dict) -> None:
         write_json_atomic(self.budget_json, {**self.stage_plans(), stage: plan})
 
-    def finish(self, keep_resume_state: bool = False) -> list[Path]:
+    def finish(self, keep_resume_state: bool = False, keep_best_checkpoint: bool = True) -> list[Path]:
         """Removes what only a resume needs once the run is finished; returns what it removed.
 
-        Stage weights and the feature cache go (unless `keep_resume_state`); best.keras goes
-        when its weights are the final model's, so the final weights are kept once.
+        Stage weights and the feature cache go (unless `keep_resume_state`). best.keras goes
+        when its weights are the final model's, or when not `keep_best_checkpoint`: a run
+        that keeps its best stage on validation (`train.keep_stage="best"`) has already
+        weighed it, since each stage ends on its best epoch (early stopping restores it).
         """
         removed = []
         if not keep_resume_state and self.checkpoints_dir.is_dir():
             removed += sorted(self.checkpoints_dir.glob("*.weights.h5"))
             removed += [p for p in [self.backbone_features] if p.is_file()]
-        if self.best_checkpoint.is_file() and same_weights(self.best_checkpoint, self.model_file):
+        if self.best_checkpoint.is_file() and (
+                not keep_best_checkpoint or same_weights(self.best_checkpoint, self.model_file)):
             removed.append(self.best_checkpoint)
         for path in removed:
             path.unlink()

@@ -26,9 +26,8 @@ def test_finished_run_keeps_the_final_weights_once_without_optimizer_state(tmp_p
     assert not [name for name in left if name.endswith(".weights.h5")], left
     assert "backbone_features.npz" not in left
     assert "optimizer" not in weight_groups(run_dir.model_file)
-    if run_dir.best_checkpoint.is_file():  # kept only when it is not the final model
-        assert not same_weights(run_dir.best_checkpoint, run_dir.model_file)
-        assert "optimizer" not in weight_groups(run_dir.best_checkpoint)
+    # keep_stage="best" weighed every stage's best epoch on validation: best.keras is one of them
+    assert not run_dir.best_checkpoint.exists()
     assert not list(run_dir.path.rglob(".tmp-*"))
 
 
@@ -66,3 +65,35 @@ def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path):
     assert latest in made and (latest / "recipe.json").is_file()
     assert not list((tmp_path / "latest").glob(".*.tmp"))
     assert np.all([(path / "env.json").is_file() for path in made])
+
+
+def test_finish_keeps_a_different_best_checkpoint_only_when_asked(tmp_path):
+    import keras
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="dense")])
+
+    def run_with(best_differs: bool) -> RunDir:
+        run = RunDir(tmp_path / f"run-{len(list(tmp_path.iterdir()))}")
+        run.checkpoints_dir.mkdir(parents=True)
+        model.save(run.model_file)
+        if best_differs:
+            model.layers[0].bias.assign(model.layers[0].bias + 1.0)
+        model.save(run.best_checkpoint)
+        model.save_weights(run.checkpoints_dir / "head.weights.h5")
+        np.savez(run.backbone_features, train_x=np.zeros(2))
+        return run
+
+    same = run_with(best_differs=False)
+    same.finish(keep_best_checkpoint=True)
+    assert not same.best_checkpoint.exists() and same.model_file.is_file()
+    assert not list(same.checkpoints_dir.iterdir())
+
+    different = run_with(best_differs=True)
+    different.finish(keep_best_checkpoint=True)
+    assert different.best_checkpoint.is_file()
+    different.finish(keep_best_checkpoint=False)
+    assert not different.best_checkpoint.exists()
+
+    kept = run_with(best_differs=False)
+    kept.finish(keep_resume_state=True)
+    assert (kept.checkpoints_dir / "head.weights.h5").is_file() and kept.backbone_features.is_file()

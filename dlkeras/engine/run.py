@@ -59,7 +59,7 @@ def _train(recipe: config.Recipe, out: Path, resume, clock, replicas, scratch: P
         model = models.build(recipe.model, datasets.info)
     run_dir = open_run_dir(recipe, out, resume, datasets.info.fingerprint, scratch)
     if resume and run_dir.metrics_json.is_file():  # finished; killed at most while tidying up
-        run_dir.finish(recipe.train.keep_resume_state)
+        finish(run_dir, recipe)
         print(f"{run_dir.path} had finished: nothing left to train")
         summary = run_dir.report_dir / "summary.md"
         return run_dir, {"summary": summary.read_text() if summary.is_file() else ""}
@@ -88,8 +88,14 @@ def _train(recipe: config.Recipe, out: Path, resume, clock, replicas, scratch: P
         print(f"weights identical on all {replicas.processes} processes: {agree}")
         run_dir.record_environment(distribution={**replicas.to_json(), "weights_identical": agree})
     report = tasks.get(recipe.task).report(model, datasets, recipe, run_dir, training)
-    run_dir.finish(recipe.train.keep_resume_state)
+    finish(run_dir, recipe)
     return run_dir, report
+
+
+def finish(run_dir: RunDir, recipe: config.Recipe) -> None:
+    """Tidies a finished run: its final weights once, resume state only if asked for."""
+    run_dir.finish(recipe.train.keep_resume_state,
+                   keep_best_checkpoint=recipe.train.keep_stage != "best")
 
 
 def open_run_dir(recipe: config.Recipe, out: Path, resume, fingerprint: str,
