@@ -50,6 +50,20 @@ def run_cli(args, env=None, timeout=600, module="dlkeras.train", **kwargs):
     )
 
 
+def write_customers_csv(path, rows: int = 120, seed: int = 0, noise: float = 0.0):
+    """Customers with tenure, charges and contract; churn is "yes" when tenure (plus `noise`
+    standard deviations of Gaussian noise) is under 25. Returns `path`."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    tenure = rng.integers(0, 72, rows)
+    pd.DataFrame({"tenure": tenure, "charges": rng.normal(60, 20, rows).round(2),
+                  "contract": rng.choice(["monthly", "yearly"], rows),
+                  "churn": np.where(tenure + rng.normal(0, noise, rows) < 25, "yes", "no")}
+                 ).to_csv(path, index=False)
+    return path
+
+
 @pytest.fixture
 def churn_like_csv(tmp_path):
     """A small table shaped like a churn file: numeric, categorical and a yes/no label."""

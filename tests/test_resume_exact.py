@@ -80,17 +80,10 @@ def finished(stage: str):
 
 @pytest.fixture(scope="module")
 def csv(tmp_path_factory):
-    import pandas as pd
+    from conftest import write_customers_csv
 
-    rng = np.random.default_rng(0)
-    n = 300
-    tenure = rng.integers(0, 72, n)
-    path = tmp_path_factory.mktemp("data") / "customers.csv"
-    pd.DataFrame({"tenure": tenure, "charges": rng.normal(60, 20, n).round(2),
-                  "contract": rng.choice(["monthly", "yearly"], n),
-                  "churn": np.where(tenure + rng.normal(0, 15, n) < 25, "yes", "no")}
-                 ).to_csv(path, index=False)
-    return path
+    return write_customers_csv(tmp_path_factory.mktemp("data") / "customers.csv", rows=300,
+                               noise=15)
 
 
 def test_killed_three_times_and_resumed_ends_bit_identical(csv, tmp_path):

@@ -2,10 +2,8 @@
 
 import json
 
-import numpy as np
-import pandas as pd
 import pytest
-from conftest import run_cli  # the `cli` fixture's runner, for a module-scoped fixture
+from conftest import run_cli, write_customers_csv  # plain functions, for module fixtures
 
 from dlkeras import tune
 from dlkeras.runs import SearchDir, read_history
@@ -46,13 +44,7 @@ def check_trials(search_dir: SearchDir, trials: int) -> dict[str, dict]:
 def distributed_search(tmp_path_factory):
     """A finished 4-trial random search run by a chief and 2 workers (shared by two tests)."""
     folder = tmp_path_factory.mktemp("distributed")
-    rng = np.random.default_rng(2)
-    tenure = rng.integers(0, 72, 120)
-    frame = pd.DataFrame({"tenure": tenure, "charges": rng.normal(60, 20, 120).round(2),
-                          "contract": rng.choice(["monthly", "yearly"], 120),
-                          "churn": np.where(tenure < 25, "yes", "no")})
-    csv = folder / "customers.csv"
-    frame.to_csv(csv, index=False)
+    csv = write_customers_csv(folder / "customers.csv", seed=2)
     result = run_cli(search_args(csv, folder / "runs", TRIALS, 2), module="dlkeras.tune",
                      timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

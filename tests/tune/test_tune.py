@@ -30,17 +30,10 @@ def latest_search(out) -> SearchDir:
 @pytest.fixture(scope="module")
 def random_search(tmp_path_factory):
     """A finished 2-trial random search with trials in a worker process (shared by two tests)."""
-    import numpy as np
-    import pandas as pd
+    from conftest import write_customers_csv
 
     folder = tmp_path_factory.mktemp("search")
-    rng = np.random.default_rng(1)
-    tenure = rng.integers(0, 72, 120)
-    frame = pd.DataFrame({"tenure": tenure, "charges": rng.normal(60, 20, 120).round(2),
-                          "contract": rng.choice(["monthly", "yearly"], 120),
-                          "churn": np.where(tenure < 25, "yes", "no")})
-    csv = folder / "customers.csv"
-    frame.to_csv(csv, index=False)
+    csv = write_customers_csv(folder / "customers.csv", seed=1)
     assert tune.main(search_args(csv, folder / "runs", "random", 2,
                                  "tune.trials_per_process=10")) == 0
     return csv, latest_search(folder / "runs")
