@@ -64,22 +64,28 @@ def save_model_atomic(model, path: Path, weights_only: bool = False) -> None:
 
     The optimizer's state is left out (Keras would add two or more copies of the weights for
     Adam-like optimizers): every file saved here is loaded for inference or as a stage's
-    start, which compiles a fresh optimizer. Resuming inside a stage reads Keras'
-    BackupAndRestore state instead, the one place optimizer state is kept.
+    start, which compiles a fresh optimizer. Resuming inside a stage reads the stage's backup
+    instead (`engine.backup`), the one place optimizer state is kept.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = ".weights.h5" if weights_only else ".keras"
     temp = path.with_name(f".tmp-{os.getpid()}-{path.name.split('.')[0]}{suffix}")
-    optimizer = getattr(model, "optimizer", None)
+    # the model's optimizer, and those of nested models compiled on their own (a head
+    # trained on cached features)
+    owners = [layer for layer in [model, *model._flatten_layers(include_self=False)]  # noqa: SLF001
+              if getattr(layer, "optimizer", None) is not None]
+    optimizers = [owner.optimizer for owner in owners]
     try:
-        model.optimizer = None
+        for owner in owners:
+            owner.optimizer = None
         if weights_only:
             model.save_weights(temp)
         else:
             model.save(temp)
         os.replace(temp, path)
     finally:
-        model.optimizer = optimizer
+        for owner, optimizer in zip(owners, optimizers, strict=True):
+            owner.optimizer = optimizer
         temp.unlink(missing_ok=True)
 
 

@@ -39,15 +39,21 @@ def final_weights(run) -> dict:
         return found
 
 
-def run_until(csv, out, ready, resume: bool, timeout=300) -> bool:
-    """Starts (or resumes) the run and SIGKILLs it once `ready(run folder)`; False if it ended."""
+def run_until(csv, out, ready, resume: bool, timeout=300, command_for=None) -> bool:
+    """Starts (or resumes) the run and SIGKILLs it once `ready(run folder)`; False if it ended.
+
+    Args:
+        command_for: (extra arguments) -> the command line; default: `command` of `csv`.
+    """
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    process = subprocess.Popen(command(csv, out, *(["--resume"] if resume else [])), env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    extra = ["--resume"] if resume else []
+    argv = command_for(*extra) if command_for else command(csv, out, *extra)
+    recipe = argv[argv.index("--recipe") + 1]
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout
     try:
         while process.poll() is None and time.monotonic() < deadline:
-            run = out / "latest" / "mlp_churn"
+            run = out / "latest" / recipe
             if run.exists() and ready(run.resolve()):
                 process.send_signal(signal.SIGKILL)
                 process.wait()
@@ -80,7 +86,7 @@ def finished(stage: str):
 
 @pytest.fixture(scope="module")
 def csv(tmp_path_factory):
-    from conftest import write_customers_csv
+    from support import write_customers_csv
 
     return write_customers_csv(tmp_path_factory.mktemp("data") / "customers.csv", rows=300,
                                noise=15)
@@ -110,3 +116,40 @@ def test_killed_three_times_and_resumed_ends_bit_identical(csv, tmp_path):
     assert max(float(np.abs(a[k] - b[k]).max()) for k in a) == 0.0
     metrics = [json.loads((run / "metrics.json").read_text())["model"] for run in (expected, resumed)]
     assert metrics[0] == metrics[1]
+
+
+def test_killed_during_the_feature_cache_and_between_stages_ends_bit_identical(tmp_path):
+    """bert_tickets' smoke run (tiny encoder, dropout): a kill while the backbone's features
+    are computed, another after the head stage; the resumed run matches the whole one."""
+    from dlkeras.recipes import bert_tickets
+
+    sets = [a for s in [*bert_tickets.SMOKE, "callbacks.tensorboard=False"] for a in ("--set", s)]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+    def argv(out, *extra):
+        return [sys.executable, "-m", "dlkeras.train", "--recipe", "bert_tickets", *sets,
+                "--out", str(out), *extra]
+
+    subprocess.run(argv(tmp_path / "whole"), env=env, check=True, capture_output=True)
+    expected = (tmp_path / "whole" / "latest" / "bert_tickets").resolve()
+
+    out = tmp_path / "killed"
+    process = subprocess.Popen(argv(out), env=env, stdout=subprocess.PIPE, text=True,
+                               stderr=subprocess.DEVNULL)
+    for line in process.stdout:  # the moment extraction starts
+        if line.startswith("computing backbone features"):
+            process.send_signal(signal.SIGKILL)
+            break
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run ended before its feature cache"
+    run = (out / "latest" / "bert_tickets").resolve()
+    assert not (run / "checkpoints" / "backbone_features.npz").exists()
+    assert run_until(None, out, finished("head"), resume=True, command_for=lambda *extra: argv(out, *extra))
+    result = subprocess.run(argv(out, "--resume"), env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    a, b = final_weights(expected), final_weights(run)
+    assert max(float(np.abs(a[k] - b[k]).max()) for k in a) == 0.0
+    rows = [read_history(path / "history.csv") for path in (expected, run)]
+    assert [(r["stage"], r["epoch"], r["loss"]) for r in rows[0]] == \
+        [(r["stage"], r["epoch"], r["loss"]) for r in rows[1]]

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from conftest import run_cli, write_customers_csv  # plain functions, for module fixtures
+from support import run_cli, write_customers_csv  # plain functions, for module fixtures
 
 from dlkeras import tune
 from dlkeras.runs import SearchDir, read_history

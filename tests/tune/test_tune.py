@@ -30,7 +30,7 @@ def latest_search(out) -> SearchDir:
 @pytest.fixture(scope="module")
 def random_search(tmp_path_factory):
     """A finished 2-trial random search with trials in a worker process (shared by two tests)."""
-    from conftest import write_customers_csv
+    from support import write_customers_csv
 
     folder = tmp_path_factory.mktemp("search")
     csv = write_customers_csv(folder / "customers.csv", seed=1)

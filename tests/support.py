@@ -1,0 +1,34 @@
+"""Plain helpers the tests share (fixtures live in conftest.py; these can be imported)."""
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(args, env=None, timeout=600, module="dlkeras.train", **kwargs):
+    """Runs `python -m MODULE ARGS` in a fresh interpreter (own backend, own process)."""
+    import subprocess
+
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout, **kwargs,
+    )
+
+
+def write_customers_csv(path, rows: int = 120, seed: int = 0, noise: float = 0.0):
+    """Customers with tenure, charges and contract; churn is "yes" when tenure (plus `noise`
+    standard deviations of Gaussian noise) is under 25. Returns `path`."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    tenure = rng.integers(0, 72, rows)
+    pd.DataFrame({"tenure": tenure, "charges": rng.normal(60, 20, rows).round(2),
+                  "contract": rng.choice(["monthly", "yearly"], rows),
+                  "churn": np.where(tenure + rng.normal(0, noise, rows) < 25, "yes", "no")}
+                 ).to_csv(path, index=False)
+    return path
