@@ -237,8 +237,7 @@ def make_image_dataset(paths, labels, config, training: bool, seed: int, augment
     dataset = dataset.map(load, num_parallel_calls=pipeline.parallelism(), deterministic=True)
     dataset = dataset.cache()
     if training:
-        dataset = pipeline.epoch_shuffle(dataset, min(len(labels), config.shuffle_buffer), seed,
-                                         len(labels))
+        dataset = pipeline.epoch_shuffle(dataset, seed, len(labels), config.shuffle_buffer)
     dataset = dataset.batch(config.batch_size)
     dataset = dataset.map(lambda x, y: (tf.cast(x, tf.float32) / 255.0, y),
                           num_parallel_calls=pipeline.parallelism(), deterministic=True)

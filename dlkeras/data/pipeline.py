@@ -33,30 +33,38 @@ def epoch_order(count: int, seed: int):
     """
     import tensorflow as tf
 
-    def permutation(_):
-        epoch = tf.py_function(lambda: _EPOCH[0], [], tf.int64)
-        key = tf.stack([tf.constant(seed, tf.int64), tf.reshape(epoch, [])])
-        return tf.random.experimental.stateless_shuffle(tf.range(count, dtype=tf.int64), seed=key)
-
-    order = tf.data.Dataset.range(1).map(permutation).unbatch()
+    order = tf.data.Dataset.range(1).map(lambda _: _permutation(count, seed)).unbatch()
     return order.apply(tf.data.experimental.assert_cardinality(count))
 
 
-def epoch_shuffle(dataset, buffer_size: int, seed: int, count: int):
-    """`dataset` (a stream of `count` elements) shuffled in the order of the current epoch.
+def epoch_shuffle(dataset, seed: int, count: int, buffer_size: int):
+    """`dataset` (a stream of `count` elements) in an order drawn from (seed, epoch) alone.
 
-    For streams without random access (decoded and cached images, windows); the seed of
-    tf.data's shuffle is drawn from (seed, epoch) each time an iterator starts.
+    For streams without random access (decoded and cached images, windows): blocks of
+    `buffer_size` elements (the whole stream when it is smaller) are gathered, permuted by a
+    stateless (seed, block, epoch) permutation and streamed again, so at most one block is
+    held in memory, as a shuffle buffer of that size would.
     """
     import tensorflow as tf
 
-    def for_epoch(_):
-        epoch = tf.reshape(tf.py_function(lambda: _EPOCH[0], [], tf.int64), [])
-        return dataset.shuffle(buffer_size, seed=tf.constant(seed, tf.int64) * 1_000_003 + epoch,
-                               reshuffle_each_iteration=False)
+    def permuted(block_index, block):
+        size = tf.shape(tf.nest.flatten(block)[0])[0]
+        order = _permutation(size, seed, offset=block_index)
+        return tf.data.Dataset.from_tensor_slices(
+            tf.nest.map_structure(lambda part: tf.gather(part, order), block))
 
-    shuffled = tf.data.Dataset.range(1).flat_map(for_epoch)
-    return shuffled.apply(tf.data.experimental.assert_cardinality(count))
+    blocks = dataset.batch(max(1, min(count, buffer_size))).enumerate()
+    return blocks.flat_map(permuted).apply(tf.data.experimental.assert_cardinality(count))
+
+
+def _permutation(count, seed: int, offset=0):
+    """The permutation of range(count) for (seed + offset, current epoch), as a tensor."""
+    import tensorflow as tf
+
+    epoch = tf.reshape(tf.py_function(lambda: _EPOCH[0], [], tf.int64), [])
+    key = tf.stack([tf.constant(seed, tf.int64) + tf.cast(offset, tf.int64), epoch])
+    return tf.random.experimental.stateless_shuffle(
+        tf.range(tf.cast(count, tf.int64), dtype=tf.int64), seed=key)
 
 
 def _shuffled_examples(arrays, count: int, seed: int):
@@ -109,7 +117,7 @@ def make_dataset(
         labels: labels aligned with the rows of `features`.
         training: shuffle each epoch (`epoch_order`) and apply `augment` (a batch -> batch
             function).
-        shuffle_buffer: not used: in-memory arrays are shuffled whole.
+        shuffle_buffer: not used: in-memory arrays are shuffled whole (`epoch_order`).
         transform: a batch -> batch function for every split (e.g. tokenization).
         lengths: one length per example (training only): batches group examples of similar
             length (`length_grouped_batches`).

@@ -241,7 +241,7 @@ def window_dataset(features, target, input_days: int, horizon_days: int, batch_s
         tf.data.experimental.assert_cardinality(count)
     )
     if training:
-        windows = pipeline.epoch_shuffle(windows, min(count, shuffle_buffer), seed, count)
+        windows = pipeline.epoch_shuffle(windows, seed, count, shuffle_buffer)
     windows = windows.batch(batch_size)
     return windows.prefetch(pipeline.parallelism()).with_options(pipeline.dataset_options())
 
