@@ -26,14 +26,14 @@ def _train(cli, out, backend, devices, mode, extra=()):
     return run, result.stdout
 
 
-# JAX: the same batches, dropout masks drawn for the global batch: the curves agree to 2e-3.
-# TensorFlow: each MirroredStrategy replica draws its own dropout masks (so no dropout here)
-# and distributing the dataset re-seeds its shuffle, so the batches differ: within 5%.
-@pytest.mark.parametrize("backend,devices,extra,tolerance", [
-    ("jax", 4, (), 2e-3), ("tensorflow", 2, ("--set", "model.dropout=0.0"), 5e-2)])
-def test_data_parallel_follows_the_single_device_loss_curve(backend, devices, extra, tolerance,
-                                                            tmp_path, cli):
-    """Same global batch on N devices and on one: per-epoch losses agree within `tolerance`."""
+# The same batches (each epoch's order comes from seed and epoch alone) and, on JAX, dropout
+# masks drawn for the global batch: the curves agree to 2e-3. Each MirroredStrategy replica
+# draws its own dropout masks, so the TensorFlow comparison runs without dropout (its
+# BatchNormalization statistics are global during the fit, see distribution.fitting).
+@pytest.mark.parametrize("backend,devices,extra", [
+    ("jax", 4, ()), ("tensorflow", 2, ("--set", "model.dropout=0.0"))])
+def test_data_parallel_follows_the_single_device_loss_curve(backend, devices, extra, tmp_path, cli):
+    """Same global batch on N devices and on one: per-epoch losses agree to 2e-3 (relative)."""
     one, _ = _train(cli, tmp_path / "one", backend, 0, "none", extra)
     many, stdout = _train(cli, tmp_path / "many", backend, devices, "data_parallel", extra)
     assert f"{devices} replica(s); global batch 64 ({64 // devices} per replica)" in stdout
@@ -42,8 +42,8 @@ def test_data_parallel_follows_the_single_device_loss_curve(backend, devices, ex
     single, parallel = read_history(one / "history.csv"), read_history(many / "history.csv")
     assert len(single) == len(parallel) == 3
     for a, b in zip(single, parallel, strict=True):
-        assert float(b["loss"]) == pytest.approx(float(a["loss"]), rel=tolerance)
-        assert float(b["val_loss"]) == pytest.approx(float(a["val_loss"]), rel=tolerance)
+        assert float(b["loss"]) == pytest.approx(float(a["loss"]), rel=2e-3)
+        assert float(b["val_loss"]) == pytest.approx(float(a["val_loss"]), rel=2e-3)
     assert float(single[-1]["loss"]) < float(single[0]["loss"])
     metrics = json.loads((many / "metrics.json").read_text())
     assert metrics["model"]["examples"] == 96
