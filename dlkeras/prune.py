@@ -89,15 +89,18 @@ def old_runs(runs: Path, keep: int) -> list[Candidate]:
 
 
 def unusable_exports(exports: Path) -> list[Candidate]:
-    """Export versions that failed the parity gate, and folders a killed export left behind."""
+    """Export versions that failed the parity gate, and folders a killed export left behind
+    (never the folder of an export still running)."""
+    from dlkeras.export.versions import abandoned
+
     if not exports.is_dir():
         return []
     found = []
     for folder in sorted(p for p in exports.glob("*/*") if p.is_dir()):
         if folder.name.endswith("-failed"):
             found.append(Candidate(folder, "failed the parity gate", size_of(folder)))
-        elif folder.name.startswith("."):
-            found.append(Candidate(folder, "unfinished export", size_of(folder)))
+        elif abandoned(folder):
+            found.append(Candidate(folder, "unfinished export (killed)", size_of(folder)))
     return found
 
 

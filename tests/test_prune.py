@@ -4,6 +4,7 @@ import os
 import time
 
 from dlkeras import prune
+from dlkeras.export import versions
 
 
 def make_run(runs, name, finished=True, age=0.0):
@@ -28,8 +29,9 @@ def test_prune_lists_then_removes_only_what_may_go(tmp_path, capsys):
     (runs / "latest").mkdir()
     (runs / "latest" / "cnn_digits").symlink_to("../" + linked.name)
     search = make_run(runs, "mlp_churn-tune-20260101-000000", age=200)
-    for name in ("1", "2-failed", ".3.partial"):
+    for name in ("1", "2-failed", ".3.partial", ".4.partial"):
         (exports / "mlp_churn" / name).mkdir(parents=True)
+    running = versions._lock(exports / "mlp_churn" / ".4.partial", wait=True)  # an export at work
 
     assert prune.main(["--runs", str(runs), "--exports", str(exports), "--keep", "2"]) == 0
     listed = capsys.readouterr().out
@@ -40,8 +42,10 @@ def test_prune_lists_then_removes_only_what_may_go(tmp_path, capsys):
 
     assert prune.main(["--runs", str(runs), "--exports", str(exports), "--keep", "2", "--apply"]) == 0
     assert not any(path.exists() for path in expected)
-    for kept in (old[3], newest, linked, other, search, exports / "mlp_churn" / "1"):
+    for kept in (old[3], newest, linked, other, search, exports / "mlp_churn" / "1",
+                 exports / "mlp_churn" / ".4.partial"):
         assert kept.exists(), kept
+    os.close(running)
 
 
 def test_keep_zero_is_refused(tmp_path, capsys):

@@ -142,6 +142,20 @@ def remove_leftovers(root: Path) -> list[Path]:
     return removed
 
 
+def abandoned(folder: Path) -> bool:
+    """True when `folder` is a `.<n>.partial` folder that no running export holds."""
+    if fcntl is None or not PARTIAL.match(folder.name):
+        return False
+    try:
+        handle = _lock(folder, wait=False)
+    except OSError:
+        return False
+    if handle is None:
+        return False  # an export is writing it
+    os.close(handle)
+    return True
+
+
 def _lock(folder: Path, wait: bool) -> int | None:
     """An open handle on `folder` holding its exclusive lock; None when another process holds it."""
     handle = os.open(folder, os.O_RDONLY)
