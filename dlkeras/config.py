@@ -49,6 +49,9 @@ class DataConfig:
     With `augment`, training batches get flips, rotations, colour jitter and cutout scaled by
     `augment_strength`, plus MixUp when `mixup` (its Beta alpha) and CutMix when `cutmix`
     (its Beta factor) are above 0.
+
+    Training splits are shuffled every epoch from the seed and the epoch alone: in-memory
+    arrays whole, streamed ones (image files, forecast windows) in blocks of `shuffle_buffer`.
     """
 
     kind: str = "tabular"

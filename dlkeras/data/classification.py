@@ -136,7 +136,7 @@ def array_datasets(config, seed: int, augment: Callable | None = None,
     def make(features, one_hot, training: bool):
         return pipeline.make_dataset(
             features, one_hot, config.batch_size, training=training, seed=seed,
-            shuffle_buffer=config.shuffle_buffer, augment=augment, transform=transform,
+            augment=augment, transform=transform,
             lengths=train_lengths if training else None,
         )
 

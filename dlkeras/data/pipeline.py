@@ -105,7 +105,6 @@ def make_dataset(
     batch_size: int,
     training: bool,
     seed: int,
-    shuffle_buffer: int = 4096,
     augment: Callable | None = None,
     transform: Callable | None = None,
     lengths: np.ndarray | None = None,
@@ -115,9 +114,8 @@ def make_dataset(
     Args:
         features: an array (or dict of arrays) with one row per example.
         labels: labels aligned with the rows of `features`.
-        training: shuffle each epoch (`epoch_order`) and apply `augment` (a batch -> batch
+        training: shuffle each epoch (whole, `epoch_order`) and apply `augment` (a batch -> batch
             function).
-        shuffle_buffer: not used: in-memory arrays are shuffled whole (`epoch_order`).
         transform: a batch -> batch function for every split (e.g. tokenization).
         lengths: one length per example (training only): batches group examples of similar
             length (`length_grouped_batches`).

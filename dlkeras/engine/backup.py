@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import json
 import numbers
+import os
 import shutil
-import warnings
 from pathlib import Path
 
 import keras
@@ -42,6 +42,7 @@ class StageBackup(keras.callbacks.Callback):
         super().__init__()
         self.folder = Path(folder)
         self.others = list(others)
+        self._best_saved = None  # (epoch backed up, best epoch) of the last best weights saved
 
     # === Saving ===
     def on_epoch_end(self, epoch, logs=None):
@@ -54,7 +55,7 @@ class StageBackup(keras.callbacks.Callback):
             state = _state_of(callback)
             if getattr(callback, "best_weights", None) is not None:
                 best_weights = f"epoch-{done}.best.weights.h5"
-                _save_arrays(callback.best_weights, self.folder / best_weights)
+                self._save_best(callback, done, self.folder / best_weights)
             states.append(state)
         write_json_atomic(self.folder / f"epoch-{done}.json",
                           {"epoch": done, "callbacks": states, "best_weights": best_weights})
@@ -62,6 +63,17 @@ class StageBackup(keras.callbacks.Callback):
         for old in self.folder.glob("epoch-*"):
             if not old.name.startswith(f"epoch-{done}."):
                 old.unlink(missing_ok=True)
+
+    def _save_best(self, callback, done: int, path: Path) -> None:
+        """Saves the best weights, or links last epoch's file when the best epoch is the same."""
+        best_epoch = getattr(callback, "best_epoch", None)
+        previous = self.folder / f"epoch-{done - 1}.best.weights.h5"
+        if self._best_saved == (done - 1, best_epoch) and previous.is_file():
+            path.unlink(missing_ok=True)
+            os.link(previous, path)  # the old name goes once state.json has moved on
+        else:
+            _save_arrays(callback.best_weights, path)
+        self._best_saved = (done, best_epoch)
 
     def on_train_end(self, logs=None):
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -128,5 +140,5 @@ def _save_arrays(arrays, path: Path) -> None:
 def _load_arrays(path: Path) -> list:
     import h5py
 
-    with h5py.File(path, "r") as stored, warnings.catch_warnings():
+    with h5py.File(path, "r") as stored:
         return [stored[str(index)][()] for index in range(len(stored))]

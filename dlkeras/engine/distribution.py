@@ -236,7 +236,11 @@ def fit_batches(dataset):
 
     devices = _DISTRIBUTION.device_mesh.devices.size
     processes = _DISTRIBUTION.num_processes
-    index = __import__("jax").process_index() if processes > 1 else 0
+    index = 0
+    if processes > 1:
+        import jax
+
+        index = jax.process_index()
 
     def cut(*batch):
         size = tf.shape(tf.nest.flatten(batch)[0])[0]
@@ -320,9 +324,8 @@ def predict_batch(model, inputs):
     if _DISTRIBUTION is None:
         return model.predict_on_batch(inputs)
     import keras
-    from keras.src.distribution import distribution_lib
 
-    inside = distribution_lib.distribution()
+    inside = keras.distribution.distribution()
     keras.distribution.set_distribution(None)
     try:
         return model.predict_on_batch(inputs)

@@ -65,3 +65,24 @@ def test_a_backup_cut_off_while_writing_leaves_the_previous_epoch_to_resume_from
     assert resumed._initial_epoch == 2  # noqa: SLF001 - what Keras' fit starts from
     assert stopping.best == pytest.approx(best_after_two)
     assert int(resumed.optimizer.iterations.numpy()) == 4  # 2 epochs of 2 steps: schedule position
+
+
+def test_unchanged_best_weights_carry_over_from_epoch_to_epoch(tmp_path):
+    folder = tmp_path / "backup"
+    model = tiny_model()
+    # "max" on a falling loss: the first epoch stays the best one
+    stopping = keras.callbacks.EarlyStopping("loss", mode="max", patience=9,
+                                             restore_best_weights=True)
+    backup = StageBackup(folder, [stopping])
+    backup.on_train_end = lambda logs=None: None  # keep it, as a kill would
+    fit(model, [stopping, backup], epochs=3)
+    assert sorted(p.name for p in folder.glob("*.best.weights.h5")) == ["epoch-3.best.weights.h5"]
+
+    resumed = tiny_model()
+    again = keras.callbacks.EarlyStopping("loss", mode="max", patience=9, restore_best_weights=True)
+    restore = StageBackup(folder, [again])
+    restore.set_model(resumed)
+    restore.on_train_begin()
+    assert again.best_epoch == 0
+    for saved, loaded in zip(stopping.best_weights, again.best_weights, strict=True):
+        np.testing.assert_array_equal(saved, loaded)
