@@ -15,8 +15,12 @@ from pathlib import Path
 
 def pyplot():
     """matplotlib.pyplot, headless (Agg) except inside a notebook kernel (inline plots)."""
+    import logging
+
     import matplotlib
 
+    # a missing font falls back to another with a warning per font: not the user's concern
+    logging.getLogger("matplotlib").setLevel(logging.ERROR)
     if "ipykernel" not in sys.modules:
         matplotlib.use("Agg")
     import matplotlib.pyplot as plt

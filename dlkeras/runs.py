@@ -6,7 +6,7 @@
         progress.json    finished stages (for --resume)
         budget.json      each stage's length under train.time_budget_minutes (for --resume)
         history.csv      one row per epoch of every stage
-        logs/            TensorBoard
+        logs/            TensorBoard; logs/projector/ the test embeddings (classification)
         backup/<stage>/  Keras BackupAndRestore state of the running stage (optimizer included)
         checkpoints/     best.keras (best monitored value; kept at the end only when it differs
                          from model.keras), and while the run lasts (or with
@@ -83,6 +83,10 @@ class RunDir:
     @property
     def logs_dir(self) -> Path:
         return self.path / "logs"
+
+    @property
+    def projector_dir(self) -> Path:
+        return self.logs_dir / "projector"
 
     @property
     def checkpoints_dir(self) -> Path:
@@ -333,6 +337,8 @@ class SearchDir(RunDir):
         trials.csv, trials.md, trials.png   the summary table and plots
         best_recipe.toml a recipe that extends the searched one with the best values
         best.json        the best trial, its objective, the re-run command
+        tensorboard/     TensorBoard's HParams view: the experiment's set-up here, and
+                         trial_<id>/ per finished trial (its values, objective and metrics)
     """
 
     @property
@@ -352,6 +358,13 @@ class SearchDir(RunDir):
 
     def trial_weights(self, trial_id: str) -> Path:
         return self.path / "trials" / f"{trial_id}.weights.h5"
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        return self.path / "tensorboard"
+
+    def trial_tensorboard_dir(self, trial_id: str) -> Path:
+        return self.tensorboard_dir / f"trial_{trial_id}"
 
     @property
     def trials_csv(self) -> Path:

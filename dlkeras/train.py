@@ -26,6 +26,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--dry-run", action="store_true",
                         help="check the recipe, its data and its model, then stop: nothing is "
                         "trained and no run directory is written")
+    parser.add_argument("--preflight", action="store_true",
+                        help="first run the fast checks of python -m dlkeras.check (data, labels "
+                        "vs inputs, overfit one batch, gradient flow); train only if none fails")
     parser.add_argument("--list", action="store_true", help="list the bundled recipes")
     parser.add_argument("--workers", type=int, default=0, metavar="N",
                         help="train on N local processes that share one model "
@@ -71,12 +74,29 @@ def run(args) -> int:
     if args.dry_run:
         print(validate.dry_run(recipe))
         return 0
+    if args.preflight and not preflight(recipe):
+        return 1
     from dlkeras.engine.run import train_recipe
 
     run_dir, report = train_recipe(recipe, args.out, args.resume)
     print("\n" + report["summary"])
     print(f"run directory: {run_dir.path}")
     return 0
+
+
+def preflight(recipe) -> bool:
+    """Runs the fast checks and prints their table; False when one of them fails."""
+    from dlkeras.diagnostics import table
+    from dlkeras.diagnostics.preflight import FAST, run_checks
+    from dlkeras.engine.backend import configure_precision
+
+    configure_precision(recipe.train.mixed_precision)
+    results = run_checks(recipe, None, FAST)
+    print(table(results))
+    if any(r.status == "fail" for r in results):
+        print("preflight failed: nothing was trained (python -m dlkeras.check runs every check)")
+        return False
+    return True
 
 
 def launch_workers(args) -> int:

@@ -5,6 +5,8 @@ KerasTuner. Each trial trains the recipe with its values through the same data, 
 compile-and-fit path as `python -m dlkeras.train`. The search lives in
 runs/<recipe>-tune-<stamp>/ (see `runs.SearchDir`) and continues with `--resume`; it ends with
 a trials table and plot, the best trial as a re-runnable train command and best_recipe.toml.
+Every finished trial also appears in TensorBoard's HParams view, on any Keras backend:
+tensorboard --logdir runs/<recipe>-tune-<stamp>/tensorboard (see `tuning.hparams`).
 
 With `--workers N` the trials run in N worker processes to which a chief process hands them
 out (KerasTuner's distributed search); `tuning.cluster` says how the processes share the work
@@ -79,6 +81,7 @@ def tune(recipe: config.Recipe, args, role: str = cluster.ONE_PROCESS) -> str:
         role: `cluster.role`: in one process (or the chief) the search ends with its report;
             a worker only runs trials.
     """
+    from dlkeras.tuning import hparams
     from dlkeras.tuning import report as tune_report
     from dlkeras.tuning import search as tuning
     from dlkeras.tuning import worker as trial_worker
@@ -87,6 +90,8 @@ def tune(recipe: config.Recipe, args, role: str = cluster.ONE_PROCESS) -> str:
     if recipe.tune.trials_per_process or role == cluster.CHIEF:
         trial_worker.CACHE.clear()  # the trials' processes build their own
     print(describe_plan(recipe, args.tuner, args.trials), flush=True)
+    if role != cluster.WORKER:  # the trials' processes add a folder each to this experiment
+        hparams.write_experiment(search_dir, recipe.tune)
     runner = tuning.TrialRunner(recipe.tune.trials_per_process)
     try:
         tuner = tuning.search(args.tuner, recipe, search_dir, args.trials, runner, role)
@@ -99,6 +104,7 @@ def tune(recipe: config.Recipe, args, role: str = cluster.ONE_PROCESS) -> str:
         defaults = tuning.run_defaults(recipe, search_dir, runner) if args.compare_defaults else None
     finally:
         runner.close()
+    hparams.write_search(search_dir, recipe.tune, tuner.oracle.trials.values())
     rows = tuning.trial_rows(tuner, search_dir, recipe)
     return tune_report.write(search_dir, recipe, config.load_recipe(args.recipe),
                              recipe_reference(args.recipe), rows, best[0].trial_id, defaults)

@@ -19,12 +19,17 @@ from dlkeras.io import save_model_atomic, write_text_atomic
 from dlkeras.runs import RunDir, read_history
 
 
-def build_callbacks(recipe, run: RunDir, stage, best_so_far: float | None, model):
-    """Backup (for --resume), NaN guard, early stopping, LR plateau, checkpoints, history, logs.
+def build_callbacks(recipe, run: RunDir, stage, best_so_far: float | None, model,
+                    prepared=None):
+    """Backup (for --resume), NaN guard, gradient norm, early stopping, LR plateau,
+    checkpoints, history, logs.
 
     Args:
         best_so_far: best monitored value of earlier stages, so best.keras spans all stages.
         model: the complete model checkpoints save (a cached-feature stage fits only its head).
+        prepared: what the stage fits (`stages.PreparedStage`): the first batch of its
+            training pipeline (backbone features for a head on cached features) is the one
+            `GradientNorm` measures. None: no gradient norm in the logs.
     """
     from dlkeras.engine.backup import StageBackup
 
@@ -32,8 +37,11 @@ def build_callbacks(recipe, run: RunDir, stage, best_so_far: float | None, model
     stateful = build_stopping_callbacks(recipe)
     if settings.checkpoints:
         stateful.append(AtomicCheckpoints(run, settings.monitor, best_so_far, model))
-    callbacks = [
-        keras.callbacks.TerminateOnNaN(),
+    callbacks = [keras.callbacks.TerminateOnNaN()]
+    if prepared is not None:  # before the history and TensorBoard, which record its value
+        callbacks.append(GradientNorm(prepared.train_data, epoch_offset(stage.name, recipe.train.seed),
+                                      read_to_end=recipe.data.augment and not prepared.cached))
+    callbacks += [
         # history first, then the callbacks whose state carries over, then the backup of it
         # all: a kill in between leaves a row or a checkpoint that the resumed epoch
         # rewrites, never a backed-up epoch without them
@@ -57,9 +65,7 @@ class EpochStart(keras.callbacks.Callback):
 
     def __init__(self, stage: str, seed: int = 0):
         super().__init__()
-        import zlib
-
-        self.offset = zlib.crc32(stage.encode()) % 1_000_000 * 1_000 + seed * 7_919
+        self.offset = epoch_offset(stage, seed)
 
     def on_epoch_begin(self, epoch, logs=None):
         import numpy as np
@@ -72,6 +78,65 @@ class EpochStart(keras.callbacks.Callback):
         for index, generator in enumerate(generators):
             start = (self.offset + epoch) * 1_009 + index
             generator.state.assign(np.array([start % 2**31, 0], dtype=generator.state.dtype))
+
+
+def epoch_offset(stage: str, seed: int) -> int:
+    """The pipeline epoch (`data.pipeline.set_epoch`) of a stage's first epoch: each stage and
+    seed draws its own sequence of epoch orders."""
+    import zlib
+
+    return zlib.crc32(stage.encode()) % 1_000_000 * 1_000 + seed * 7_919
+
+
+class GradientNorm(keras.callbacks.Callback):
+    """Adds `gradient_norm` to the logs at epoch end: the global L2 norm of the gradient of
+    the training loss on one fixed training batch.
+
+    The batch is the first one of the stage's first epoch, drawn once when the fit starts;
+    the pipelines draw their order from (seed, epoch) alone, so drawing it changes the order
+    of no epoch, and a resumed stage measures the same batch. The loss is the fit model's
+    compiled loss (a `keras.losses.Loss`, as `stages.compile_stage` gives it; class weights
+    left out), computed in inference mode (`engine.gradients`): no weight, statistic or
+    random state of the model moves. The same batch every epoch makes the values comparable
+    from epoch to epoch: a norm that grows by orders of magnitude warns of divergence before
+    the loss shows it.
+
+    Place it before the callbacks that record the logs (`HistoryCSV`, TensorBoard).
+
+    Args:
+        train_data: batches of `(inputs, targets)` the fit model trains on.
+        epoch: the pipeline epoch whose order the batch is taken from (`epoch_offset`).
+        read_to_end: the pipeline augments. Its random layers advance with every batch made,
+            and a pipeline left after one batch has made as many as its prefetching got to
+            (a race: runs would differ); read to its end, it advances by one epoch's batches
+            in every run (runs stay reproducible; their augmentations are those a run without
+            this callback draws an epoch later).
+    """
+
+    def __init__(self, train_data, epoch: int = 0, read_to_end: bool = False):
+        super().__init__()
+        self.train_data = train_data
+        self.epoch = epoch
+        self.read_to_end = read_to_end
+        self.batch = None
+
+    def on_train_begin(self, logs=None):
+        from dlkeras.data import pipeline
+
+        if self.batch is None:
+            pipeline.set_epoch(self.epoch)  # EpochStart sets each epoch's own before it starts
+            batches = self.train_data.as_numpy_iterator() if self.read_to_end else \
+                self.train_data.take(1).as_numpy_iterator()
+            for inputs, targets, *_ in batches:
+                if self.batch is None:
+                    self.batch = (inputs, targets)
+
+    def on_epoch_end(self, epoch, logs=None):
+        from dlkeras.engine import gradients
+
+        if logs is not None and self.batch is not None:
+            logs["gradient_norm"] = gradients.batch_gradient_norm(self.model, self.model.loss,
+                                                                  *self.batch)
 
 
 def build_stopping_callbacks(recipe) -> list:

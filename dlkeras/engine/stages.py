@@ -85,7 +85,8 @@ def train_stages(model, recipe: config.Recipe, datasets, run_dir: RunDir,
         else:
             print(f"stage {stage.name!r}: {describe_length(plan)}, learning rate "
                   f"{stage.learning_rate:g}, trainable={stage.trainable} ({trainable} weights)")
-            stage_callbacks = callbacks.build_callbacks(recipe, run_dir, stage, best_so_far, model)
+            stage_callbacks = callbacks.build_callbacks(recipe, run_dir, stage, best_so_far, model,
+                                                        prepared=prepared)
             if clock.limited:
                 stage_callbacks.append(callbacks.BudgetGuard(clock))
             history = fit_stage(model, recipe, datasets, stage, stage_callbacks,

@@ -15,7 +15,7 @@ import numpy as np
 from dlkeras.errors import DataError
 from dlkeras.io import write_json_atomic, write_text_atomic
 from dlkeras.runs import RunDir, read_history
-from dlkeras.tasks import classification_baselines
+from dlkeras.tasks import classification_baselines, diagnoses, embedding_map
 from dlkeras.tasks.plots import plot_confusion, plot_history
 
 LOSSES = ("auto", "crossentropy")
@@ -75,9 +75,11 @@ def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray, class_
 
 
 # Reports that only make sense for one kind of input (keyed by `data.kind`): a module with
-# `extra_report(model, datasets, probabilities, run_dir) -> dict`, e.g. misclassified images.
+# `extra_report(model, datasets, probabilities, run_dir, embeddings=None) -> dict`, e.g.
+# misclassified images (`embeddings`: the test embeddings, when the predictions gave them).
 EXTRA_REPORTS: dict[str, str] = {
     "image_folder": "dlkeras.tasks.image_report",
+    "images": "dlkeras.tasks.embedding_map",
     "text": "dlkeras.tasks.text_report",
 }
 
@@ -86,7 +88,7 @@ def report(model, datasets, recipe, run_dir: RunDir, training: dict) -> dict:
     """Scores the model and the baselines on the test split and writes the report files."""
     info = datasets.info
     test = datasets.splits["test"]
-    probabilities = np.asarray(model.predict(datasets.test, verbose=0), dtype=np.float64)
+    probabilities, embeddings = embedding_map.test_outputs(model, datasets.test)
     report = {
         "recipe": recipe.name,
         "model": classification_metrics(test.y, probabilities, info.class_names),
@@ -98,11 +100,13 @@ def report(model, datasets, recipe, run_dir: RunDir, training: dict) -> dict:
         "split_sizes": info.split_sizes,
         "class_names": list(info.class_names),
         **training,
+        "diagnoses": diagnoses.diagnose_run(run_dir, recipe),
         "notes": info.notes,
     }
     if recipe.data.kind in EXTRA_REPORTS and recipe.evaluate.plots:
         module = importlib.import_module(EXTRA_REPORTS[recipe.data.kind])
-        report["extra"] = module.extra_report(model, datasets, probabilities, run_dir)
+        report["extra"] = module.extra_report(model, datasets, probabilities, run_dir,
+                                              embeddings=embeddings)
     write_json_atomic(run_dir.metrics_json, report)
     write_json_atomic(
         run_dir.report_dir / "confusion_matrix.json",
@@ -112,7 +116,7 @@ def report(model, datasets, recipe, run_dir: RunDir, training: dict) -> dict:
         plot_confusion(report["model"]["confusion_matrix"], info.class_names,
                        run_dir.report_dir / "confusion_matrix.png")
         plot_history(read_history(run_dir.history_csv), run_dir.report_dir / "curves.png")
-    report["summary"] = summary_table(report)
+    report["summary"] = summary_table(report) + diagnoses.render(report["diagnoses"])
     write_text_atomic(run_dir.report_dir / "summary.md", report["summary"])
     return report
 

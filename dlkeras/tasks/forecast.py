@@ -24,7 +24,7 @@ import numpy as np
 
 from dlkeras.io import write_json_atomic, write_text_atomic
 from dlkeras.runs import RunDir, read_history
-from dlkeras.tasks import forecast_choice
+from dlkeras.tasks import diagnoses, forecast_choice
 from dlkeras.tasks.forecast_baselines import fit_baselines
 from dlkeras.tasks.forecast_features import BaselineInputs
 
@@ -142,6 +142,7 @@ def report(model, datasets, recipe, run_dir: RunDir, training: dict) -> dict:
         "seasonality": info.preprocessing.get("seasonality"),
         "split_sizes": info.split_sizes,
         **training,
+        "diagnoses": diagnoses.diagnose_run(run_dir, recipe),
         "notes": info.notes,
     }
     result["beats_baselines"] = {name: result["model"]["mae"] < b["mae"] for name, b in baselines.items()}
@@ -156,7 +157,7 @@ def report(model, datasets, recipe, run_dir: RunDir, training: dict) -> dict:
         forecast_plots.plot_residuals(windows, forecasts["network"], target,
                                       run_dir.report_dir / "residuals.png")
         plot_history(read_history(run_dir.history_csv), run_dir.report_dir / "curves.png")
-    result["summary"] = summary_table(result)
+    result["summary"] = summary_table(result) + diagnoses.render(result["diagnoses"])
     write_text_atomic(run_dir.report_dir / "summary.md", result["summary"])
     return result
 

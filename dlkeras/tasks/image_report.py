@@ -2,7 +2,8 @@
 
 Registered in `tasks.classification.EXTRA_REPORTS` for `data.kind="image_folder"`. Writes
 report/misclassified.png (a grid of wrongly classified test images, true -> predicted) and
-report/gradcam.png (test images beside the Grad-CAM map of their predicted class). Grad-CAM
+report/gradcam.png (test images beside the Grad-CAM map of their predicted class), and
+report/embeddings.png with the projector export (`tasks.embedding_map`). Grad-CAM
 weights the last convolutional feature map of the backbone by the gradient of the class score
 (Selvaraju et al., 2017); the gradient is taken with each backend's own autodiff (TensorFlow,
 JAX, PyTorch), so the maps are the same whichever backend trained the model.
@@ -16,13 +17,15 @@ import numpy as np
 
 from dlkeras.io import pyplot, save_figure_atomic
 from dlkeras.models.structure import BACKBONE, HEAD
+from dlkeras.tasks import embedding_map
 
 MAX_MISCLASSIFIED = 16
 GRADCAM_IMAGES = 8
 
 
-def extra_report(model, datasets, probabilities, run_dir) -> dict:
-    """Writes the misclassified grid and Grad-CAM PNGs; returns what was written."""
+def extra_report(model, datasets, probabilities, run_dir,
+                 embeddings=None) -> dict:
+    """Writes the misclassified grid, Grad-CAM and embedding-map PNGs; returns what was written."""
     images = np.concatenate([np.asarray(x) for x, _ in datasets.test])
     truth = datasets.splits["test"].y
     predicted = probabilities.argmax(axis=1)
@@ -45,7 +48,9 @@ def extra_report(model, datasets, probabilities, run_dir) -> dict:
     path = run_dir.report_dir / "gradcam.png"
     save_grid(panels, titles, path, "Grad-CAM of the predicted class", columns=4)
     result["gradcam_png"] = str(path.relative_to(run_dir.path))
-    return result
+    files = [os.path.basename(str(path)) for path in datasets.splits["test"].raw]
+    return {**result, **embedding_map.write(model, datasets, probabilities, run_dir,
+                                            columns={"file": files}, embeddings=embeddings)}
 
 
 def grad_cam(model, images: np.ndarray, classes: np.ndarray) -> np.ndarray:

@@ -1,4 +1,6 @@
-"""Text-specific evaluation extras: the test examples the model got wrong most confidently."""
+"""Text-specific evaluation extras: the test examples the model got wrong most confidently, and
+the map of the test embeddings (`tasks.embedding_map`, each text beside its point in TensorBoard's
+projector)."""
 
 from __future__ import annotations
 
@@ -6,12 +8,15 @@ import numpy as np
 
 from dlkeras.io import write_text_atomic
 from dlkeras.runs import RunDir
+from dlkeras.tasks import embedding_map
 
 SHOWN = 25
 
 
-def extra_report(model, datasets, probabilities: np.ndarray, run_dir: RunDir) -> dict:
-    """Writes report/confidently_wrong.md and returns the same rows for metrics.json."""
+def extra_report(model, datasets, probabilities: np.ndarray, run_dir: RunDir,
+                 embeddings=None) -> dict:
+    """Writes report/confidently_wrong.md and the embedding map; returns the rows and the map's
+    files for metrics.json."""
     test = datasets.splits["test"]
     names = datasets.info.class_names
     predicted = probabilities.argmax(axis=1)
@@ -36,4 +41,6 @@ def extra_report(model, datasets, probabilities: np.ndarray, run_dir: RunDir) ->
         text = " ".join(row["text"].split()).replace("|", "\\|")
         lines.append(f"| {row['confidence']:.3f} | {row['predicted']} | {row['true']} | {text} |")
     write_text_atomic(run_dir.report_dir / "confidently_wrong.md", "\n".join(lines) + "\n")
-    return {"confidently_wrong": rows}
+    written = embedding_map.write(model, datasets, probabilities, run_dir,
+                                  columns={"text": test.raw}, embeddings=embeddings)
+    return {"confidently_wrong": rows, **written}

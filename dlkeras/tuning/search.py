@@ -4,8 +4,9 @@ A trial is the recipe with the trial's values (`space.trial_recipe`), trained by
 `worker.run_task` exactly as training would (same data, model and compile-and-fit). The
 tuner (random search, Bayesian optimisation or Hyperband) only proposes values and keeps its
 state in search_dir/tuner; each trial's epochs, seconds, history and memory go to
-trials/<id>.json. A search spread over processes (`cluster`) builds the same tuner in each:
-in the chief, KerasTuner's `search` serves the oracle; in a worker, it runs trials.
+trials/<id>.json, its values and scores to TensorBoard's HParams view (`hparams`). A search
+spread over processes (`cluster`) builds the same tuner in each: in the chief, KerasTuner's
+`search` serves the oracle; in a worker, it runs trials.
 
 Imported by `python -m dlkeras.tune` after argument parsing (it imports Keras).
 """
@@ -28,7 +29,7 @@ from dlkeras import config
 from dlkeras.errors import DlkerasError, RunError
 from dlkeras.io import write_json_atomic
 from dlkeras.runs import SearchDir
-from dlkeras.tuning import cluster
+from dlkeras.tuning import cluster, hparams
 from dlkeras.tuning import space as search_space
 from dlkeras.tuning import worker as trial_worker
 
@@ -130,8 +131,11 @@ class RecipeTrials:
             raise
         record = trial_record(trial.trial_id, values, result, started, continues=parent)
         write_json_atomic(self.search_dir.trial_json(trial.trial_id), record)
+        scores = best_epoch_metrics(result["history"], self.recipe.tune)
+        hparams.write_trial(self.search_dir, self.recipe.tune, trial.trial_id, hp, record,
+                            scores[self.recipe.tune.objective])
         print(describe_trial(record, self.recipe.tune), flush=True)
-        return best_epoch_metrics(result["history"], self.recipe.tune)
+        return scores
 
 
 class RandomSearch(RecipeTrials, keras_tuner.RandomSearch):
