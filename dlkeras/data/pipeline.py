@@ -15,6 +15,8 @@ import numpy as np
 
 GROUP_BATCHES = 50  # batches' worth of examples sorted by length together
 _EPOCH = [0]  # the epoch whose order training pipelines draw (see set_epoch)
+_PROCESS_SLICE = [None]  # (index, processes, devices) of a multi-process run (set_process_slice)
+SLICED = "dlkeras_process_slice"  # attribute of a dataset that holds this process's slice only
 
 
 def set_epoch(epoch: int) -> None:
@@ -24,6 +26,30 @@ def set_epoch(epoch: int) -> None:
     the epoch's iterator.
     """
     _EPOCH[0] = int(epoch)
+
+
+def set_process_slice(index: int, processes: int, devices: int) -> None:
+    """Training pipelines built from now on keep only process `index`'s slice of every global
+    batch, cut before any transform (tokenization, augmentation): in a multi-process run each
+    process prepares its own examples only. `devices`: all processes' devices together."""
+    _PROCESS_SLICE[0] = (index, processes, devices) if processes > 1 else None
+
+
+def slice_batches(dataset, index: int, processes: int, devices: int):
+    """Each batch of `dataset` cut to a multiple of `devices`, then to process `index`'s
+    contiguous share of it (every process runs the same seeded pipeline, so the shares
+    partition the batch); emptied batches are dropped."""
+    import tensorflow as tf
+
+    def cut(*batch):
+        size = tf.shape(tf.nest.flatten(batch)[0])[0]
+        share = (size - size % devices) // processes
+        return tf.nest.map_structure(lambda part: part[index * share:(index + 1) * share], batch)
+
+    def not_empty(*batch):
+        return tf.shape(tf.nest.flatten(batch)[0])[0] > 0
+
+    return dataset.map(cut).filter(not_empty)
 
 
 def epoch_order(count: int, seed: int):
@@ -119,6 +145,9 @@ def make_dataset(
         transform: a batch -> batch function for every split (e.g. tokenization).
         lengths: one length per example (training only): batches group examples of similar
             length (`length_grouped_batches`).
+
+    In a multi-process run (`set_process_slice`) a training dataset yields this process's
+    slice of each global batch, cut before `transform` and `augment`, and is marked `SLICED`.
     """
     import tensorflow as tf
 
@@ -129,6 +158,9 @@ def make_dataset(
         dataset = _shuffled_examples((features, labels), len(labels), seed).batch(batch_size)
     else:
         dataset = tf.data.Dataset.from_tensor_slices((features, labels)).batch(batch_size)
+    sliced = training and _PROCESS_SLICE[0] is not None
+    if sliced:
+        dataset = slice_batches(dataset, *_PROCESS_SLICE[0])
     if transform is not None:
         dataset = dataset.map(
             lambda x, y: (transform(x), y), num_parallel_calls=parallelism(), deterministic=True
@@ -137,7 +169,9 @@ def make_dataset(
         dataset = dataset.map(
             lambda x, y: (augment(x), y), num_parallel_calls=parallelism(), deterministic=True
         )
-    return dataset.prefetch(parallelism()).with_options(dataset_options())
+    dataset = dataset.prefetch(parallelism()).with_options(dataset_options())
+    setattr(dataset, SLICED, sliced)
+    return dataset
 
 
 def length_grouped_batches(dataset, batch_size: int, seed: int, count: int):

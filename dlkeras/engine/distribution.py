@@ -145,6 +145,9 @@ def _start_jax(mode: str, batch_size: int, common: dict) -> Replicas:
                           f"{len(devices)} devices; set it to a multiple of {len(devices)}")
     global _DISTRIBUTION
     _DISTRIBUTION = keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False)
+    from dlkeras.data import pipeline
+
+    pipeline.set_process_slice(jax.process_index(), processes, len(devices))
     return Replicas(replicas=len(devices), processes=processes, process_id=jax.process_index(),
                     **common)
 
@@ -227,30 +230,54 @@ def fit_batches(dataset):
     The training pipeline reshuffles every epoch, so no example is left out for good, and
     validation inside fit, which only picks epochs, sees all but a handful; test and report
     predictions run outside the fit on every example. With several processes, each then keeps
-    its own contiguous slice of every global batch (every process runs the same seeded
-    pipeline, so the slices partition the batch).
+    its own contiguous slice of every global batch (`pipeline.slice_batches`). Training
+    pipelines of a multi-process run come sliced already, before their tokenization or
+    augmentation (`pipeline.SLICED`), and pass unchanged.
     """
-    if _DISTRIBUTION is None:
-        return dataset
-    import tensorflow as tf
+    from dlkeras.data import pipeline
 
-    devices = _DISTRIBUTION.device_mesh.devices.size
-    processes = _DISTRIBUTION.num_processes
+    if _DISTRIBUTION is None or getattr(dataset, pipeline.SLICED, False):
+        return dataset
     index = 0
-    if processes > 1:
+    if _DISTRIBUTION.num_processes > 1:
         import jax
 
         index = jax.process_index()
+    return pipeline.slice_batches(dataset, index, _DISTRIBUTION.num_processes,
+                                  _DISTRIBUTION.device_mesh.devices.size)
 
-    def cut(*batch):
-        size = tf.shape(tf.nest.flatten(batch)[0])[0]
-        share = (size - size % devices) // processes
-        return tf.nest.map_structure(lambda part: part[index * share:(index + 1) * share], batch)
 
-    def not_empty(*batch):
-        return tf.shape(tf.nest.flatten(batch)[0])[0] > 0
+def processes() -> int:
+    """The number of processes of this run's distribution (1 without one)."""
+    return _DISTRIBUTION.num_processes if _DISTRIBUTION is not None else 1
 
-    return dataset.map(cut).filter(not_empty)
+
+def own_rows(count: int) -> slice:
+    """This process's contiguous share of `count` rows (all of them in one process)."""
+    if _DISTRIBUTION is None or _DISTRIBUTION.num_processes == 1:
+        return slice(0, count)
+    import jax
+
+    bounds = [count * p // jax.process_count() for p in range(jax.process_count() + 1)]
+    return slice(bounds[jax.process_index()], bounds[jax.process_index() + 1])
+
+
+def gather_rows(local, count: int):
+    """Every process's `own_rows(count)` results (`local`, one row each), in row order."""
+    import numpy as np
+
+    if _DISTRIBUTION is None or _DISTRIBUTION.num_processes == 1:
+        return local
+    import jax
+    from jax.experimental import multihost_utils
+
+    processes = jax.process_count()
+    bounds = [count * p // processes for p in range(processes + 1)]
+    longest = max(b - a for a, b in zip(bounds, bounds[1:]))
+    padded = np.zeros((longest, *local.shape[1:]), local.dtype)
+    padded[:len(local)] = local
+    every = np.asarray(multihost_utils.process_allgather(padded))
+    return np.concatenate([every[p, :bounds[p + 1] - bounds[p]] for p in range(processes)])
 
 
 def predict_batches(model, batches) -> list:
@@ -267,15 +294,12 @@ def predict_batches(model, batches) -> list:
     from jax.experimental import multihost_utils
 
     processes, me = jax.process_count(), jax.process_index()
-    weights = ([np.asarray(v.value) for v in model.trainable_variables],
-               [np.asarray(v.value) for v in model.non_trainable_variables])
-    call = jax.jit(lambda trainable, non_trainable, x:
-                   model.stateless_call(trainable, non_trainable, x, training=False)[0])
+    call = local_predictor(model)
     sizes, mine, example = [], [], None
     for index, inputs in enumerate(batches):
         sizes.append(int(jax.tree_util.tree_leaves(inputs)[0].shape[0]))
         if index % processes == me or example is None:
-            outputs = np.asarray(call(*weights, inputs))
+            outputs = call(inputs)
             example = outputs[:0]
             if index % processes == me:
                 mine.append(outputs)
@@ -292,6 +316,25 @@ def predict_batches(model, batches) -> list:
         ordered.append(every[p, offsets[p]:offsets[p] + size])
         offsets[p] += size
     return ordered
+
+
+def local_predictor(model):
+    """inputs -> the model's outputs (numpy), computed by this process alone.
+
+    Single-process: `predict_batch`. In a multi-worker run the variables are arrays shared by
+    every process, and a computation on them runs on all processes at once; this one runs on
+    a local copy of the weights instead, so each process can predict different examples.
+    """
+    if _DISTRIBUTION is None or _DISTRIBUTION.num_processes == 1:
+        return lambda inputs: predict_batch(model, inputs)
+    import jax
+    import numpy as np
+
+    weights = ([np.asarray(v.value) for v in model.trainable_variables],
+               [np.asarray(v.value) for v in model.non_trainable_variables])
+    call = jax.jit(lambda trainable, non_trainable, x:
+                   model.stateless_call(trainable, non_trainable, x, training=False)[0])
+    return lambda inputs: np.asarray(call(*weights, inputs))
 
 
 def weights_agree(model) -> bool:
@@ -337,6 +380,9 @@ def _stop() -> None:
     """Forgets an earlier run's distribution (runs in one process, e.g. notebooks and tests)."""
     global _STRATEGY, _DISTRIBUTION
     _STRATEGY = _DISTRIBUTION = None
+    from dlkeras.data import pipeline
+
+    pipeline.set_process_slice(0, 1, 1)
 
 
 def _check_worker_variables() -> None:

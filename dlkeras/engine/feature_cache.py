@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from dlkeras.data import pipeline
+from dlkeras.engine import distribution
 from dlkeras.engine.distribution import predict_batches
 from dlkeras.models.structure import BACKBONE, HEAD, has_backbone_and_head
 
@@ -47,6 +48,9 @@ def extract(model, datasets, batch_size: int, augment: bool) -> Features:
 
     Each split streams through its own tf.data pipeline, except an augmented training split:
     it is converted from its raw examples instead, so the features are of the real images.
+    In a multi-process run every split is converted from its raw examples, each process
+    converting (tokenizing, decoding) and computing its own share of the rows only
+    (`distribution.own_rows`); the shares are then gathered on every process.
     """
     backbone = model.get_layer(BACKBONE)
     total = sum(len(datasets.splits[name].y) for name in SPLITS)
@@ -54,7 +58,7 @@ def extract(model, datasets, batch_size: int, augment: bool) -> Features:
     started = time.perf_counter()
     x, y = {}, {}
     for name in SPLITS:
-        if name == "train" and augment:
+        if (name == "train" and augment) or distribution.processes() > 1:
             x[name], y[name] = _from_raw(backbone, datasets, name, batch_size)
         else:
             x[name], y[name] = _from_pipeline(backbone, getattr(datasets, name))
@@ -81,14 +85,15 @@ def _from_raw(backbone, datasets, name: str, batch_size: int) -> tuple[np.ndarra
 
     convert = RawInputs(datasets.info.preprocessing)
     raw = datasets.splits[name].raw
-
-    def inputs():
-        for start in range(0, len(raw), batch_size):
-            rows = slice(start, start + batch_size)
-            yield convert(raw.iloc[rows] if hasattr(raw, "iloc") else raw[rows])
-
-    features = predict_batches(backbone, inputs())
-    return (np.concatenate(features).astype(np.float32, copy=False),
+    mine = distribution.own_rows(len(raw))
+    predict = distribution.local_predictor(backbone)
+    features = [np.asarray(predict(convert(raw.iloc[rows] if hasattr(raw, "iloc") else raw[rows])),
+                           dtype=np.float32)
+                for rows in (slice(start, min(start + batch_size, mine.stop))
+                             for start in range(mine.start, mine.stop, batch_size))]
+    local = np.concatenate(features) if features else \
+        np.zeros((0, *[d or 0 for d in backbone.output_shape[1:]]), np.float32)
+    return (distribution.gather_rows(local, len(raw)),
             np.asarray(datasets.splits[name].y, dtype=np.int64))
 
 

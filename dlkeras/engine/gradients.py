@@ -90,8 +90,12 @@ def _tensorflow(model, loss_fn, inputs, targets, training):
 def _jax(model, loss_fn, inputs, targets, training):
     import jax
 
-    trainable = [v.value for v in model.trainable_variables]
-    non_trainable = [v.value for v in model.non_trainable_variables]
+    # in a multi-process run the variables are arrays shared by every process, and a
+    # computation on them runs on all processes at once: this process's inputs differ from
+    # the others', so it computes on a local copy of the weights
+    local = np.asarray if jax.process_count() > 1 else (lambda value: value)
+    trainable = [local(v.value) for v in model.trainable_variables]
+    non_trainable = [local(v.value) for v in model.non_trainable_variables]
 
     def compute(weights):
         outputs, _ = model.stateless_call(weights, non_trainable, inputs, training=training)

@@ -1,0 +1,283 @@
+"""Serving under load: 16 concurrent HTTP clients against `python -m dlkeras.serve`.
+
+    .venv/bin/python bench/serve.py --models /tmp/s/saved_models               # 30 s per model
+    .venv/bin/python bench/serve.py --models /tmp/s/saved_models --seconds 5   # a quick look
+
+The exports it needs (kept out of the repository's saved_models/):
+
+    python -m dlkeras.train --recipe mlp_churn --out /tmp/s/runs --set train.epochs=3
+    python -m dlkeras.export --runs /tmp/s/runs --recipe mlp_churn --out /tmp/s/saved_models
+    python -m dlkeras.train --recipe bert_tickets --out /tmp/s/runs --set data.max_examples=1000 \\
+        --set train.epochs=1 --set train.time_budget_minutes=3
+    python -m dlkeras.export --runs /tmp/s/runs --recipe bert_tickets --out /tmp/s/saved_models
+
+One server process serves both models (the fastest gated format of each, prediction cache off
+so every request reaches the runtime). For each model in turn, `--clients` threads, each on a
+keep-alive connection, send one real input per request (tweets of the recipe's data set, rows
+of the churn table) for `--seconds`; the table has the requests answered, the errors (zero
+expected), p50 and p99 latency, the throughput, and the mean micro-batch size the server
+formed. Side by side in the same run, the same artifact is called directly in this process
+(raw inputs converted by the same preprocessing, then the runtime) at batch sizes 1 to 64; the
+best of those is the ceiling the server's throughput is compared with. The server's resident
+memory is read from its /metrics after warm-up and at the end (it should stay flat). Writes
+bench/results/serve.json and prints the table. A benchmark, never a test: nothing asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ("bert_tickets", "mlp_churn")
+BATCH_SIZES = (1, 4, 16, 32, 64)
+POOL = 2000  # distinct inputs each model is sent (cycled)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", type=Path, required=True, help="folder of exports (recipe/version/)")
+    parser.add_argument("--seconds", type=float, default=30.0, help="load duration per model")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent clients")
+    parser.add_argument("--format", default="fastest", help="--format of the server")
+    parser.add_argument("--max-batch-size", type=int, default=32)
+    parser.add_argument("--max-wait-ms", type=float, default=2.0)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "serve.json")
+    return parser.parse_args(argv)
+
+
+# === Inputs ===
+
+
+def raw_inputs(name: str) -> list:
+    """Real inputs of the model's data set, as instances (texts; rows as JSON objects)."""
+    from dlkeras.data import sources
+
+    if name == "bert_tickets":
+        return sources.load_airline_tweets()["text"].head(POOL).tolist()
+    frame = sources.load_wa_churn().dropna().head(POOL)
+    return json.loads(frame.to_json(orient="records"))
+
+
+# === The server ===
+
+
+class Server:
+    def __init__(self, args):
+        command = [sys.executable, "-m", "dlkeras.serve", str(args.models), "--port", "0",
+                   "--format", args.format, "--cache-size", "0",
+                   "--max-batch-size", str(args.max_batch_size), "--max-wait-ms", str(args.max_wait_ms)]
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True)
+        self.lines: list[str] = []
+        threading.Thread(target=lambda: self.lines.extend(self.process.stdout), daemon=True).start()
+        self.host, self.port = self._address()
+        while not self._ready():
+            time.sleep(0.2)
+
+    def _address(self):
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and self.process.poll() is None:
+            for line in list(self.lines):
+                if line.startswith("listening on http://"):
+                    host, port = line.split()[2].removeprefix("http://").rsplit(":", 1)
+                    return host, int(port)
+            time.sleep(0.1)
+        raise SystemExit("the server did not start:\n" + "".join(self.lines))
+
+    def _ready(self) -> bool:
+        try:
+            return self.call("GET", "/readyz")[0] == 200
+        except OSError:
+            return False
+
+    def call(self, method: str, path: str, body=None):
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=120)
+        try:
+            connection.request(method, path, body=json.dumps(body) if body is not None else None)
+            response = connection.getresponse()
+            return response.status, response.read()
+        finally:
+            connection.close()
+
+    def metrics(self) -> dict[str, float]:
+        samples = {}
+        for line in self.call("GET", "/metrics")[1].decode().splitlines():
+            if line and not line.startswith("#"):
+                sample, _, value = line.rpartition(" ")
+                samples[sample] = float(value)
+        return samples
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(120)
+
+
+# === Load ===
+
+
+def load(server: Server, name: str, inputs: list, clients: int, seconds: float) -> dict:
+    """`clients` threads sending one instance per request for `seconds`."""
+    path = f"/v1/models/{name}:predict"
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    errors: list[list[str]] = [[] for _ in range(clients)]
+    start = threading.Barrier(clients + 1)
+    stop_at = [0.0]
+
+    def client(index: int):
+        connection = http.client.HTTPConnection(server.host, server.port, timeout=120)
+        start.wait()
+        i = index
+        while time.perf_counter() < stop_at[0]:
+            body = json.dumps({"instances": [inputs[i % len(inputs)]]})
+            i += clients
+            began = time.perf_counter()
+            try:
+                connection.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+                response = connection.getresponse()
+                payload = response.read()
+                if response.status != 200:
+                    errors[index].append(f"{response.status}: {payload[:200]!r}")
+                    continue
+            except (OSError, http.client.HTTPException) as error:
+                errors[index].append(repr(error))
+                connection.close()
+                connection = http.client.HTTPConnection(server.host, server.port, timeout=120)
+                continue
+            latencies[index].append(time.perf_counter() - began)
+        connection.close()
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    began = time.perf_counter()
+    stop_at[0] = began + seconds
+    start.wait()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - began
+    answered = sorted(t for per_client in latencies for t in per_client)
+    failed = [e for per_client in errors for e in per_client]
+    return {
+        "clients": clients, "seconds": round(elapsed, 1), "requests": len(answered),
+        "errors": len(failed), "first_errors": failed[:3],
+        "p50_ms": round(1000 * statistics.median(answered), 2) if answered else None,
+        "p99_ms": round(1000 * answered[int(0.99 * (len(answered) - 1))], 2) if answered else None,
+        "requests_per_s": round(len(answered) / elapsed, 1),
+    }
+
+
+def direct(folder: Path, format_name: str, inputs: list, seconds: float = 2.0) -> dict:
+    """Examples per second of the artifact called in this process, raw inputs to predictions."""
+    import pandas as pd
+
+    from dlkeras.data.raw import RawInputs
+    from dlkeras.export import artifacts
+    from dlkeras.export.formats import ARTIFACTS
+
+    model = artifacts.load_artifact(folder / ARTIFACTS[format_name].file_name)
+    convert = RawInputs(model.preprocessing, model.folder)
+    rates = {}
+    for size in BATCH_SIZES:
+        batches = [inputs[i : i + size] for i in range(0, len(inputs) - size + 1, size)]
+        if isinstance(inputs[0], dict):
+            batches = [pd.DataFrame.from_records(batch) for batch in batches]
+        model.predict(convert(batches[0]))  # warm-up (and the interpreter's resize)
+        done, began, i = 0, time.perf_counter(), 0
+        while time.perf_counter() - began < seconds:
+            model.predict(convert(batches[i % len(batches)]))
+            done, i = done + size, i + 1
+        rates[size] = round(done / (time.perf_counter() - began), 1)
+    best = max(rates, key=rates.get)
+    return {"examples_per_s": rates, "best_batch_size": best, "best_examples_per_s": rates[best]}
+
+
+# === Main ===
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.path.insert(0, str(ROOT))
+    from dlkeras.io import write_json_atomic
+    from dlkeras.serving.registry import discover
+
+    folders = {found.name: found.folder for found in discover(args.models)[0]}
+    missing = [name for name in MODELS if name not in folders]
+    if missing:
+        raise SystemExit(f"{args.models} lacks exports of {missing}; see `bench/serve.py --help`")
+    inputs = {name: raw_inputs(name) for name in MODELS}
+    load_average = os.getloadavg()[0]
+    server = Server(args)
+    served = {m["name"]: m for m in json.loads(server.call("GET", "/v1/models")[1])["models"]}
+    for name in MODELS:  # warm-up: every batch shape the runtimes will see
+        load(server, name, inputs[name], args.clients, 2.0)
+    rss_start = server.metrics()["process_resident_memory_bytes"]
+    rows = {}
+    for name in MODELS:
+        before = server.metrics()
+        rows[name] = {"format": served[name]["format"],
+                      **load(server, name, inputs[name], args.clients, args.seconds)}
+        after = server.metrics()
+        tag = f'{{model="{name}:{served[name]["version"]}"}}'
+        calls, items = (after[f"dlkeras_serve_batch_size_{part}{tag}"]
+                        - before.get(f"dlkeras_serve_batch_size_{part}{tag}", 0) for part in ("count", "sum"))
+        rows[name]["mean_batch_size"] = round(items / calls, 2) if calls else None
+    rss_end = server.metrics()["process_resident_memory_bytes"]
+    exit_code = server.stop()
+    for name in MODELS:  # the same artifact without HTTP, in this process, same machine, same run
+        rows[name]["direct"] = direct(folders[name], rows[name]["format"], inputs[name])
+        rows[name]["served_vs_direct"] = round(
+            rows[name]["requests_per_s"] / rows[name]["direct"]["best_examples_per_s"], 3)
+    result = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.python_version()}",
+        "load_average_at_start": round(load_average, 2),
+        "settings": {"clients": args.clients, "seconds": args.seconds, "format": args.format,
+                     "max_batch_size": args.max_batch_size, "max_wait_ms": args.max_wait_ms,
+                     "cache": "off"},
+        "models": rows,
+        "server_rss_mib": {"start": round(rss_start / 2**20, 1), "end": round(rss_end / 2**20, 1)},
+        "server_exit_code_after_sigterm": exit_code,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(args.out, result)
+    print(table(result))
+    print(f"written: {args.out}")
+    return 0
+
+
+def table(result: dict) -> str:
+    lines = [
+        f"{result['machine']}; load average {result['load_average_at_start']} at start; "
+        f"{result['settings']['clients']} clients, {result['settings']['seconds']:g} s per model, "
+        "cache off",
+        "",
+        "| model | format | requests | errors | p50 ms | p99 ms | served req/s | mean batch "
+        "| direct best (batch) | served / direct |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, row in result["models"].items():
+        best = row["direct"]
+        lines.append(f"| {name} | {row['format']} | {row['requests']} | {row['errors']} | {row['p50_ms']} "
+                     f"| {row['p99_ms']} | {row['requests_per_s']} | {row['mean_batch_size']} "
+                     f"| {best['best_examples_per_s']}/s ({best['best_batch_size']}) "
+                     f"| {row['served_vs_direct']:.2f} |")
+    rss = result["server_rss_mib"]
+    lines += ["", f"server RSS: {rss['start']} MiB after warm-up, {rss['end']} MiB at the end; "
+              f"exit code after SIGTERM: {result['server_exit_code_after_sigterm']}"]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""Training pipelines of a multi-process run: each process prepares only its slice of a batch."""
+
+import numpy as np
+import pytest
+
+from dlkeras.data import pipeline
+
+
+@pytest.fixture
+def two_processes():
+    yield
+    pipeline.set_process_slice(0, 1, 1)
+
+
+def batches(index: int) -> list:
+    import tensorflow as tf
+
+    pipeline.set_process_slice(index, 2, 4)  # 2 processes with 2 devices each
+
+    def transform(x):  # appends the size of the batch the transform was given
+        seen = tf.cast(tf.fill([tf.shape(x)[0], 1], tf.shape(x)[0]), x.dtype)
+        return tf.concat([x, seen], axis=1)
+
+    features = np.arange(22, dtype=np.float32).reshape(22, 1)
+    dataset = pipeline.make_dataset(features, np.zeros(22, np.float32), batch_size=10,
+                                    training=True, seed=3, transform=transform)
+    assert getattr(dataset, pipeline.SLICED)
+    found = list(dataset.as_numpy_iterator())
+    assert all((x[:, 1] == len(x)).all() for x, _ in found), "the transform saw whole batches"
+    return [x[:, 0].astype(int).tolist() for x, _ in found]
+
+
+def test_processes_slice_each_global_batch_before_the_transform(two_processes):
+    first, second = batches(0), batches(1)
+    pipeline.set_process_slice(0, 1, 1)
+    whole = [x[:, 0].astype(int).tolist() for x, _ in pipeline.make_dataset(
+        np.arange(22, dtype=np.float32).reshape(22, 1), np.zeros(22, np.float32),
+        batch_size=10, training=True, seed=3).as_numpy_iterator()]
+    # global batches of 10, 10 and 2: cut to multiples of 4 devices (8, 8, 0), halved per process
+    assert [len(b) for b in first] == [len(b) for b in second] == [4, 4]
+    for mine, theirs, batch in zip(first, second, whole):
+        assert mine + theirs == batch[:8]
+
+
+def test_a_validation_pipeline_is_not_sliced(two_processes):
+    pipeline.set_process_slice(1, 2, 4)
+    dataset = pipeline.make_dataset(np.zeros((6, 1), np.float32), np.zeros(6, np.float32),
+                                    batch_size=4, training=False, seed=0)
+    assert not getattr(dataset, pipeline.SLICED)
+    assert [len(x) for x, _ in dataset.as_numpy_iterator()] == [4, 2]
