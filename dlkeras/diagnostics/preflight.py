@@ -25,26 +25,31 @@ FAST = ("data", "labels", "overfit", "gradients")
 
 
 def run_checks(recipe: config.Recipe, folder: Path | None, names=CHECKS) -> list[Result]:
-    """The results of the checks in `names`, in `CHECKS` order; plots go to `folder`."""
+    """The results of the checks in `names`, in `CHECKS` order; plots go to `folder`.
+
+    The data are always built (their checks run then); the labels-vs-inputs check also runs
+    for the one-batch fit, which names a label/input mismatch as its cause when it fails.
+    """
     import keras
 
     from dlkeras import data, models
     from dlkeras.diagnostics import data_summary, learnability
 
+    wanted = [name for name in CHECKS if name in names]
     keras.utils.set_random_seed(recipe.train.seed)
     started = time.perf_counter()
     datasets = data.build(recipe.data, recipe.train.seed, preset=recipe.model.preset)
-    results = [data_summary.summarize(datasets)]
-    results[0].seconds = time.perf_counter() - started
-    labels = _timed(learnability.check, recipe, datasets)
-    if "labels" in names:
-        results.append(labels)
-    model = models.build(recipe.model, datasets.info)
-    session = _Session(recipe, model, datasets, folder)
-    for name in names:
+    summary = data_summary.summarize(datasets)
+    summary.seconds = time.perf_counter() - started
+    labels = (_timed(learnability.check, recipe, datasets)
+              if {"labels", "overfit"} & set(wanted) else None)
+    results = [r for r, name in ((summary, "data"), (labels, "labels")) if name in wanted]
+    session = _Session(recipe, models.build(recipe.model, datasets.info), datasets, folder)
+    unrelated = labels is not None and labels.status == "fail"
+    for name in wanted:
         if name in STEPS:
-            results.extend(STEPS[name](session, labels_unrelated=labels.status == "fail"))
-    return [r for r in results if r.name != "data" or "data" in names]
+            results.extend(STEPS[name](session, labels_unrelated=unrelated))
+    return results
 
 
 @dataclasses.dataclass
