@@ -2,7 +2,7 @@
 
     saved_models/<recipe>/<version>/
         model.keras, saved_model/, model.tflite, model_dynamic.tflite, model_int8.tflite,
-        model.onnx, labels.json, preprocessing.json (+ tokenizer/ for text models),
+        model.onnx, model_int8.onnx, labels.json, preprocessing.json (+ tokenizer/ for text models),
         export_report.json, export_summary.md
     saved_models/<recipe>/<version>-failed/   the same, when an artifact failed the parity gate
 
@@ -12,10 +12,11 @@ recipe gets every format whichever backend trained it. Exporting never trains.
     formats.py      FORMATS: per format its file, converter, runtime loader, quantized, source
     run.py          export_run: load, convert, check parity, write the version folder
     versions.py     version numbers claimed atomically; folders published only when complete
-    saved_model.py, tflite.py, onnx.py   the converters
+    saved_model.py, tflite.py, onnx.py, onnx_int8.py   the converters
+    onnx_graph.py   rewrites of the tf2onnx graph for onnx_int8 (Gemm as MatMul, fusions)
     loaders.py, runtimes.py              each artifact in its own runtime
-    parity.py, latency.py, summary.py    the gate, the timings, the report page
-    artifacts.py    a run's model or any artifact with its preprocessing (predict)
+    parity.py, latency.py, summary.py    the gate, the timings (and the fastest), the report page
+    artifacts.py    a run's model or any artifact with its preprocessing (predict); fastest_format
 """
 
 from __future__ import annotations

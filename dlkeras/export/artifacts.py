@@ -4,18 +4,23 @@
     probabilities = model.predict(RawInputs(model.preprocessing, model.folder)(images))
 
 The artifact's format comes from its file name (`runtimes.format_of`); it answers in its own
-runtime (`formats.ARTIFACTS`).
+runtime (`formats.ARTIFACTS`). `fastest_format` reads an export folder's report to name the
+artifact to serve:
+
+    folder = Path("saved_models/bert_tickets/1")
+    model = load_artifact(folder / FORMATS[fastest_format(folder)].file_name)
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from dlkeras.errors import RunError
-from dlkeras.export import runtimes
-from dlkeras.export.formats import KERAS
+from dlkeras.errors import DataError, RunError
+from dlkeras.export import latency, runtimes
+from dlkeras.export.formats import FORMATS, KERAS
 from dlkeras.runs import RunDir
 
 
@@ -67,3 +72,35 @@ def _load(path: Path, format_name: str, folder: Path, name: str) -> LoadedModel:
     preprocessing = load_preprocessing(folder)
     task = preprocessing.get("task") or KINDS[preprocessing["kind"]].tasks[0]
     return LoadedModel(path, name, task, folder, preprocessing, runtimes.load(format_name, path))
+
+
+def fastest_format(folder: Path) -> str:
+    """The format with the lowest batch-1 latency among those that passed the parity gate.
+
+    Read from the export folder's export_report.json (`formats.<name>.passed` and
+    `latency_ms.<name>.batch_1_ms`); formats whose artifact is not in the folder are skipped.
+
+    Raises:
+        RunError: the folder has no export_report.json.
+        DataError: the report is damaged, has no latency table, or no format that passed the gate.
+    """
+    path = Path(folder) / "export_report.json"
+    if not path.is_file():
+        raise RunError(f"{path} does not exist; export the run first (make export) or name a format")
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+        checks, timings = dict(report["formats"]), dict(report.get("latency_ms") or {})
+        present = {name: check for name, check in checks.items()
+                   if name in FORMATS and (Path(folder) / FORMATS[name].file_name).exists()}
+        found = latency.fastest(present, timings)
+        failed = sorted(name for name, check in checks.items() if not check.get("passed"))
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise DataError(f"{path} is damaged ({type(error).__name__}: {error}); "
+                        "export the run again") from None
+    if not timings:
+        raise DataError(f"{path} has no latency table (latency_ms), so no format is known to be fastest; "
+                        "export the run again or name a format")
+    if found is None:
+        raise DataError(f"{path}: no exported format passed the parity gate with a latency "
+                        f"(failed: {failed}); fix and export the run again, or name a format")
+    return found["format"]

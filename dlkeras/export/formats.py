@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dlkeras.errors import ConfigError
-from dlkeras.export import loaders, onnx, saved_model, tflite
+from dlkeras.export import loaders, onnx, onnx_int8, saved_model, tflite
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,8 @@ FORMATS: dict[str, Format] = {entry.name: entry for entry in (  # export order: 
            functools.partial(tflite.convert, mode="int8"), quantized=True,
            converts_from="saved_model", unsupported=tflite.int8_unsupported),
     Format("onnx", "model.onnx", loaders.load_onnx, onnx.convert),
+    Format("onnx_int8", "model_int8.onnx", loaders.load_onnx, onnx_int8.convert, quantized=True,
+           converts_from="onnx"),
 )}
 
 ARTIFACTS: dict[str, Format] = {KERAS.name: KERAS, **FORMATS}  # every kind predict can load

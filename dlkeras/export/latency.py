@@ -1,4 +1,10 @@
-"""Batch-1 and batch-32 latency of every artifact, measured side by side in one process."""
+"""Batch-1 and batch-32 latency of every artifact, measured side by side in one process.
+
+Batch 1 is timed the way one request arrives: a few test examples spread over the split, each
+converted on its own (a text is then trimmed to its own length, not to the longest text of a
+batch), taken in turn. Batch 32 is the first test batch. `fastest` names the artifact with the
+lowest batch-1 latency among those that passed the parity gate.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ import time
 import numpy as np
 
 BUDGET_SECONDS = 3.0  # default per measurement: repeats stop when it is spent (at least 5 runs)
+SINGLE_EXAMPLES = 8  # test examples timed in turn at batch 1
 
 
 def take(inputs, count: int):
@@ -24,13 +31,18 @@ def take(inputs, count: int):
 
 def median_ms(predict, inputs, budget: float = BUDGET_SECONDS, warmup: int = 2,
               max_repeats: int = 50) -> float:
-    """Median wall time of `predict(inputs)` in milliseconds after warm-up calls."""
-    for _ in range(warmup):
-        predict(inputs)
+    """Median wall time of `predict` in milliseconds after warm-up calls.
+
+    Args:
+        inputs: one model input, or a list of them called in turn.
+    """
+    inputs = inputs if isinstance(inputs, list) else [inputs]
+    for index in range(max(warmup, len(inputs))):
+        predict(inputs[index % len(inputs)])
     times, spent = [], 0.0
     while len(times) < 5 or (spent < budget and len(times) < max_repeats):
         started = time.perf_counter()
-        predict(inputs)
+        predict(inputs[len(times) % len(inputs)])
         times.append(time.perf_counter() - started)
         spent += times[-1]
     return 1000 * statistics.median(times)
@@ -47,9 +59,31 @@ def keras_contenders(model) -> dict:
     }
 
 
-def measure(contenders: dict, sample, budget: float = BUDGET_SECONDS) -> dict[str, dict[str, float]]:
-    """{name: {"batch_1_ms": ..., "batch_32_ms": ...}} for every contender."""
+def measure(contenders: dict, sample, budget: float = BUDGET_SECONDS,
+            singles: list | None = None) -> dict[str, dict[str, float]]:
+    """{name: {"batch_1_ms": ..., "batch_32_ms": ...}} for every contender.
+
+    Args:
+        sample: a batch of model inputs; batch 32 repeats its rows if it is shorter.
+        singles: batch-1 inputs timed in turn; None: the first row of `sample`.
+    """
+    inputs = {1: singles or take(sample, 1), 32: take(sample, 32)}
     return {
-        name: {f"batch_{n}_ms": round(median_ms(predict, take(sample, n), budget), 3) for n in (1, 32)}
+        name: {f"batch_{n}_ms": round(median_ms(predict, inputs[n], budget), 3) for n in inputs}
         for name, predict in contenders.items()
     }
+
+
+def fastest(checks: dict, timings: dict) -> dict | None:
+    """{"format", "batch_1_ms"} of the gated format with the lowest batch-1 latency, else None.
+
+    Args:
+        checks: the report's `formats` (name -> its parity check, with "passed").
+        timings: the report's `latency_ms` (name -> {"batch_1_ms", "batch_32_ms"}).
+    """
+    timed = [name for name, check in checks.items()
+             if bool(check.get("passed")) and "batch_1_ms" in timings.get(name, {})]
+    if not timed:
+        return None
+    best = min(timed, key=lambda name: (timings[name]["batch_1_ms"], timings[name].get("batch_32_ms", 0)))
+    return {"format": best, "batch_1_ms": timings[best]["batch_1_ms"]}

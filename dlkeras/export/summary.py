@@ -31,9 +31,16 @@ def summary_markdown(report: dict) -> str:
             + " | ".join(f"{check['metrics'][m]:.4f}" for m in metric_names)
             + f" | {'' if agreement is None else f'{agreement:.3f}'} | {check['rule']} |"
         )
-    lines += ["", "| runtime | batch 1 (ms) | batch 32 (ms) |", "|---|---|---|"]
+    lines += ["", "Latency: median ms; batch 1 takes test examples one at a time, as requests come.", "",
+              "| runtime | batch 1 (ms) | batch 32 (ms) |", "|---|---|---|"]
     for name, timing in report["latency_ms"].items():
         lines.append(f"| {name} | {timing['batch_1_ms']:.2f} | {timing['batch_32_ms']:.2f} |")
+    fastest = report.get("fastest")
+    if fastest:
+        lines += ["", f"Fastest format that passed the gate: {fastest['format']} "
+                      f"({fastest['batch_1_ms']:.2f} ms at batch 1)."]
+    elif "fastest" in report:
+        lines += ["", "No format passed the gate with a latency: none to serve."]
     notes = [f"- {name}: int8 with float fallback ({check['float_fallback_reason']})"
              for name, check in report["formats"].items() if check.get("integer_only") is False]
     return "\n".join(lines + ([""] + notes if notes else [])) + "\n"

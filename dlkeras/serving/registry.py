@@ -157,40 +157,13 @@ def _versions(folder: Path, all_versions: bool, notes: list[str]) -> list[Found]
     return [Found(folder.name, number, folder / str(number)) for number in chosen]
 
 
-def fastest_format(folder: Path) -> str:
-    """The format with the lowest batch-1 latency among those that passed the parity gate.
-
-    Read from the folder's export_report.json (`formats.<name>.passed`, `latency_ms.<name>`);
-    formats whose artifact is missing, or that this installation cannot load, are skipped.
-
-    Raises:
-        RunError: no report, or no gated format with a latency.
-    """
-    from dlkeras.export.formats import ARTIFACTS
-
-    path = folder / "export_report.json"
-    try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-        checks, timings = report["formats"], report["latency_ms"]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise RunError(f"{path} is missing or unreadable, so the fastest format is unknown; name "
-                       "one with --format (e.g. --format onnx) or export the run again") from None
-    gated = [name for name, check in checks.items()
-             if isinstance(check, dict) and check.get("passed") and name in ARTIFACTS
-             and isinstance(timings.get(name), dict) and "batch_1_ms" in timings[name]
-             and (folder / ARTIFACTS[name].file_name).exists()]
-    if not gated:
-        raise RunError(f"{path}: no exported format passed the parity gate with a latency "
-                       "measurement; name one with --format or export the run again")
-    return min(gated, key=lambda name: (timings[name]["batch_1_ms"], timings[name].get("batch_32_ms", 0)))
-
-
 def choose_format(folder: Path, wanted: str) -> tuple[str, Path]:
     """(format name, artifact path) of `wanted` ("fastest" or a format name) in `folder`.
 
     Raises:
         RunError: the folder lacks that format's artifact.
     """
+    from dlkeras.export.artifacts import fastest_format
     from dlkeras.export.formats import ARTIFACTS
 
     name = fastest_format(folder) if wanted == FASTEST else wanted

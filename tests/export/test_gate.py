@@ -64,6 +64,17 @@ def always_answer_churn(path: Path) -> None:
     change_tflite_buffer(path, output_bias, lambda values: np.array([-50.0, 50.0]))
 
 
+def always_answer_churn_onnx(path: Path) -> None:
+    """The output layer's bias in an .onnx file set so that class 1 ("Yes") wins for every input."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    bias = next(t for t in model.graph.initializer if "head_output" in t.name and list(t.dims) == [2])
+    bias.CopyFrom(numpy_helper.from_array(np.array([-50.0, 50.0], np.float32), bias.name))
+    onnx.save(model, str(path))
+
+
 @pytest.fixture
 def tampered(monkeypatch):
     """tampered(format, change): the format's real converter, then `change(artifact path)`."""
@@ -126,3 +137,18 @@ def test_perturbed_quantized_tflite_fails_on_task_metrics(smoke_run, tampered, t
     assert not check["passed"] and not report["passed"]
     assert only_entry(tmp_path / RECIPE) == "1-failed"
     assert "SOME FORMATS FAILED" in (Path(report["folder"]) / "export_summary.md").read_text()
+
+
+def test_perturbed_int8_onnx_fails_on_task_metrics_and_is_never_the_fastest(smoke_run, tampered,
+                                                                            tmp_path):
+    tampered("onnx_int8", always_answer_churn_onnx)
+    report = export.export_run(smoke_run(RECIPE), ["onnx_int8"], tmp_path, parity_limit=48,
+                               latency_seconds=0.01)
+    checks, reference = report["formats"], report["keras_metrics"]
+    assert checks["onnx"]["passed"], checks  # its source, untouched
+    check = checks["onnx_int8"]
+    drops = {name: reference[name] - check["metrics"][name] for name in reference}
+    assert max(drops.values()) > 0.01, (reference, check["metrics"])
+    assert not check["passed"] and not report["passed"]
+    assert only_entry(tmp_path / RECIPE) == "1-failed"
+    assert report["fastest"]["format"] == "onnx"  # the only format that passed

@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from dlkeras.errors import RunError
-from dlkeras.serving.registry import choose_format, discover, fastest_format
+from dlkeras.errors import DataError, RunError
+from dlkeras.export.artifacts import fastest_format
+from dlkeras.serving.registry import choose_format, discover
 
 
 def version(root, recipe, name, files=("model.onnx", "model.tflite"), report=None):
@@ -63,10 +64,10 @@ def test_fastest_is_the_quickest_format_that_passed_the_gate(tmp_path):
 
 def test_no_report_or_no_gated_format_asks_for_a_named_format(tmp_path):
     bare = version(tmp_path, "m", "1")
-    with pytest.raises(RunError, match="name one with --format"):
+    with pytest.raises(RunError, match="export the run first.*or name a format"):
         fastest_format(bare)
     failed = version(tmp_path, "m", "2", report=report({"onnx": False}, {"onnx": 1.0}))
-    with pytest.raises(RunError, match="no exported format passed the parity gate"):
+    with pytest.raises(DataError, match="no exported format passed the parity gate"):
         fastest_format(failed)
 
 
