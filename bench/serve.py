@@ -13,11 +13,11 @@ The exports it needs (kept out of the repository's saved_models/):
 
 One server process serves both models (the fastest gated format of each, prediction cache off
 so every request reaches the runtime). For each model in turn, `--clients` threads, each on a
-keep-alive connection, send one real input per request (tweets of the recipe's data set, rows
-of the churn table) for `--seconds`; the table has the requests answered, the errors (zero
+keep-alive connection, send `--instances` real inputs per request (default 1; tweets of the
+recipe's data set, rows of the churn table) for `--seconds`; the table has the requests answered, the errors (zero
 expected), p50 and p99 latency, the throughput, and the mean micro-batch size the server
 formed. Side by side in the same run, the same artifact is called directly in this process
-(raw inputs converted by the same preprocessing, then the runtime) at batch sizes 1 to 64; the
+(raw inputs converted by the server's own converter, then the runtime) at batch sizes 1 to 64; the
 best of those is the ceiling the server's throughput is compared with. The server's resident
 memory is read from its /metrics after warm-up and at the end (it should stay flat). Writes
 bench/results/serve.json and prints the table. A benchmark, never a test: nothing asserts.
@@ -49,6 +49,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--models", type=Path, required=True, help="folder of exports (recipe/version/)")
     parser.add_argument("--seconds", type=float, default=30.0, help="load duration per model")
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients")
+    parser.add_argument("--instances", type=int, default=1, help="instances per request")
     parser.add_argument("--format", default="fastest", help="--format of the server")
     parser.add_argument("--max-batch-size", type=int, default=32)
     parser.add_argument("--max-wait-ms", type=float, default=2.0)
@@ -127,8 +128,8 @@ class Server:
 # === Load ===
 
 
-def load(server: Server, name: str, inputs: list, clients: int, seconds: float) -> dict:
-    """`clients` threads sending one instance per request for `seconds`."""
+def load(server: Server, name: str, inputs: list, clients: int, seconds: float, per_request: int = 1) -> dict:
+    """`clients` threads sending `per_request` instances per request for `seconds`."""
     path = f"/v1/models/{name}:predict"
     latencies: list[list[float]] = [[] for _ in range(clients)]
     errors: list[list[str]] = [[] for _ in range(clients)]
@@ -140,7 +141,7 @@ def load(server: Server, name: str, inputs: list, clients: int, seconds: float) 
         start.wait()
         i = index
         while time.perf_counter() < stop_at[0]:
-            body = json.dumps({"instances": [inputs[i % len(inputs)]]})
+            body = json.dumps({"instances": [inputs[(i + k) % len(inputs)] for k in range(per_request)]})
             i += clients
             began = time.perf_counter()
             try:
@@ -175,28 +176,23 @@ def load(server: Server, name: str, inputs: list, clients: int, seconds: float) 
         "p50_ms": round(1000 * statistics.median(answered), 2) if answered else None,
         "p99_ms": round(1000 * answered[int(0.99 * (len(answered) - 1))], 2) if answered else None,
         "requests_per_s": round(len(answered) / elapsed, 1),
+        "instances_per_s": round(len(answered) * per_request / elapsed, 1),
     }
 
 
-def direct(folder: Path, format_name: str, inputs: list, seconds: float = 2.0) -> dict:
-    """Examples per second of the artifact called in this process, raw inputs to predictions."""
-    import pandas as pd
+def direct(found, format_name: str, inputs: list, seconds: float = 2.0) -> dict:
+    """Examples per second of the artifact called in this process: the server's own converter
+    and runtime (raw inputs to model inputs to predictions), without HTTP, JSON or batching."""
+    from dlkeras.serving.registry import load_model
 
-    from dlkeras.data.raw import RawInputs
-    from dlkeras.export import artifacts
-    from dlkeras.export.formats import ARTIFACTS
-
-    model = artifacts.load_artifact(folder / ARTIFACTS[format_name].file_name)
-    convert = RawInputs(model.preprocessing, model.folder)
+    model = load_model(found, format_name)
     rates = {}
     for size in BATCH_SIZES:
         batches = [inputs[i : i + size] for i in range(0, len(inputs) - size + 1, size)]
-        if isinstance(inputs[0], dict):
-            batches = [pd.DataFrame.from_records(batch) for batch in batches]
-        model.predict(convert(batches[0]))  # warm-up (and the interpreter's resize)
+        model.predict(model.convert(batches[0]))  # warm-up (and the interpreter's resize)
         done, began, i = 0, time.perf_counter(), 0
         while time.perf_counter() - began < seconds:
-            model.predict(convert(batches[i % len(batches)]))
+            model.predict(model.convert(batches[i % len(batches)]))
             done, i = done + size, i + 1
         rates[size] = round(done / (time.perf_counter() - began), 1)
     best = max(rates, key=rates.get)
@@ -213,7 +209,7 @@ def main(argv=None) -> int:
     from dlkeras.io import write_json_atomic
     from dlkeras.serving.registry import discover
 
-    folders = {found.name: found.folder for found in discover(args.models)[0]}
+    folders = {found.name: found for found in discover(args.models)[0]}
     missing = [name for name in MODELS if name not in folders]
     if missing:
         raise SystemExit(f"{args.models} lacks exports of {missing}; see `bench/serve.py --help`")
@@ -222,13 +218,13 @@ def main(argv=None) -> int:
     server = Server(args)
     served = {m["name"]: m for m in json.loads(server.call("GET", "/v1/models")[1])["models"]}
     for name in MODELS:  # warm-up: every batch shape the runtimes will see
-        load(server, name, inputs[name], args.clients, 2.0)
+        load(server, name, inputs[name], args.clients, 2.0, args.instances)
     rss_start = server.metrics()["process_resident_memory_bytes"]
     rows = {}
     for name in MODELS:
         before = server.metrics()
         rows[name] = {"format": served[name]["format"],
-                      **load(server, name, inputs[name], args.clients, args.seconds)}
+                      **load(server, name, inputs[name], args.clients, args.seconds, args.instances)}
         after = server.metrics()
         tag = f'{{model="{name}:{served[name]["version"]}"}}'
         calls, items = (after[f"dlkeras_serve_batch_size_{part}{tag}"]
@@ -239,11 +235,12 @@ def main(argv=None) -> int:
     for name in MODELS:  # the same artifact without HTTP, in this process, same machine, same run
         rows[name]["direct"] = direct(folders[name], rows[name]["format"], inputs[name])
         rows[name]["served_vs_direct"] = round(
-            rows[name]["requests_per_s"] / rows[name]["direct"]["best_examples_per_s"], 3)
+            rows[name]["instances_per_s"] / rows[name]["direct"]["best_examples_per_s"], 3)
     result = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.python_version()}",
         "load_average_at_start": round(load_average, 2),
-        "settings": {"clients": args.clients, "seconds": args.seconds, "format": args.format,
+        "settings": {"clients": args.clients, "instances_per_request": args.instances,
+                     "seconds": args.seconds, "format": args.format,
                      "max_batch_size": args.max_batch_size, "max_wait_ms": args.max_wait_ms,
                      "cache": "off"},
         "models": rows,
@@ -260,17 +257,18 @@ def main(argv=None) -> int:
 def table(result: dict) -> str:
     lines = [
         f"{result['machine']}; load average {result['load_average_at_start']} at start; "
-        f"{result['settings']['clients']} clients, {result['settings']['seconds']:g} s per model, "
+        f"{result['settings']['clients']} clients, {result['settings']['instances_per_request']} "
+        f"instance(s) per request, {result['settings']['seconds']:g} s per model, "
         "cache off",
         "",
-        "| model | format | requests | errors | p50 ms | p99 ms | served req/s | mean batch "
+        "| model | format | requests | errors | p50 ms | p99 ms | served instances/s | mean batch "
         "| direct best (batch) | served / direct |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in result["models"].items():
         best = row["direct"]
         lines.append(f"| {name} | {row['format']} | {row['requests']} | {row['errors']} | {row['p50_ms']} "
-                     f"| {row['p99_ms']} | {row['requests_per_s']} | {row['mean_batch_size']} "
+                     f"| {row['p99_ms']} | {row['instances_per_s']} | {row['mean_batch_size']} "
                      f"| {best['best_examples_per_s']}/s ({best['best_batch_size']}) "
                      f"| {row['served_vs_direct']:.2f} |")
     rss = result["server_rss_mib"]

@@ -12,7 +12,8 @@ What one instance is, by the data kind in the model's preprocessing.json:
 
 Each instance is decoded on its own (`Codec.decode`), so a bad one is refused with its index;
 the decoded raw inputs of a whole micro-batch are then converted by the data kind's own
-converter (`data.raw.build_converter`; forecasts: `data.timeseries`), exactly as
+converter (`data.raw.build_converter`; table rows: the same transform straight from the rows,
+`data.tabular.build_row_converter`; forecasts: `data.timeseries`), exactly as
 `python -m dlkeras.predict` converts them, and answered by the model's runtime.
 
 Predictions: classification `{"label": ..., "probabilities": {class: p, ...}}`; forecasts
@@ -51,12 +52,15 @@ class Codec:
             runs in the model's worker thread.
         describe: preprocessing -> the inputs, outputs and an example instance (metadata).
         blocking: decoding does file or pandas work, so it runs off the event loop.
+        converter: (preprocessing, folder) -> the function from a batch of decoded instances to
+            model inputs; None: the data kind's converter (`data.raw.build_converter`).
     """
 
     decode: Callable
     predict: Callable
     describe: Callable
     blocking: bool = False
+    converter: Callable | None = None
 
 
 class Scratch:
@@ -153,10 +157,10 @@ def classify(model, raw) -> list[dict]:
             for row in probabilities]
 
 
-def classify_rows(model, rows: list[dict]) -> list[dict]:
-    import pandas as pd
+def _row_converter(preprocessing: dict, folder: Path):
+    from dlkeras.data.tabular import build_row_converter
 
-    return classify(model, pd.DataFrame.from_records(rows))
+    return build_row_converter(preprocessing, folder)
 
 
 def _classification_outputs(preprocessing: dict) -> dict:
@@ -275,7 +279,7 @@ def tensor(dtype: str, *sizes: int) -> dict:
 
 CODECS: dict[str, Codec] = {  # by preprocessing.json's "kind"
     "text": Codec(decode_text, classify, describe_text),
-    "tabular": Codec(decode_row, classify_rows, describe_rows),
+    "tabular": Codec(decode_row, classify, describe_rows, converter=_row_converter),
     "images": Codec(decode_image, classify, describe_images, blocking=True),
     "image_folder": Codec(decode_image, classify, describe_images, blocking=True),
     "timeseries": Codec(decode_days, forecast, describe_days, blocking=True),

@@ -189,8 +189,10 @@ def load_model(found: Found, wanted: str) -> ServedModel:
     format_name, path = choose_format(found.folder, wanted)
     loaded = artifacts.load_artifact(path)
     kind = loaded.preprocessing["kind"]
-    convert = build_converter(loaded.preprocessing, loaded.folder) if KINDS[kind].raw_inputs else None
-    model = ServedModel(found.name, found.version, format_name, path, loaded, convert, CODECS[kind])
+    codec = CODECS[kind]
+    build = codec.converter or (build_converter if KINDS[kind].raw_inputs else None)
+    convert = build(loaded.preprocessing, loaded.folder) if build else None
+    model = ServedModel(found.name, found.version, format_name, path, loaded, convert, codec)
     warm_up(model)
     return model
 

@@ -121,3 +121,28 @@ def test_bundled_churn_table_loads():
     assert datasets.info.class_names == ("No", "Yes")
     churn_share = datasets.splits["train"].y.mean()
     assert 0.25 < churn_share < 0.28
+
+
+def test_rows_as_dicts_transform_exactly_as_the_frame_does():
+    from dlkeras.data.tabular import TabularPreprocessor
+
+    frame = pd.DataFrame({"tenure": [1.0, 30.0, 72.0], "charges": [20.5, 80.0, 110.25],
+                          "contract": ["Month", "Year", "Two year"], "senior": [True, False, True]})
+    preprocessor = TabularPreprocessor.fit(frame, ["tenure", "charges"], ["contract", "senior"])
+    rows = [{"tenure": 5, "charges": "99.5", "contract": "Year", "senior": False},
+            {"tenure": 72.0, "charges": 20.5, "contract": "Weekly", "senior": True},  # unseen category
+            {"tenure": "0", "charges": 0, "contract": "Month", "senior": True, "extra": "ignored"}]
+    expected = preprocessor.transform(pd.DataFrame.from_records(rows).astype({"tenure": float, "charges": float}))
+    got = preprocessor.transform_rows(rows)
+    assert got.dtype == np.float32 and got.shape == (3, preprocessor.width)
+    np.testing.assert_array_equal(got, expected)
+    assert got[1, 2:5].sum() == 0  # "Weekly" is all zeros
+
+
+def test_rows_as_dicts_with_a_bad_number_are_refused():
+    from dlkeras.data.tabular import TabularPreprocessor
+
+    preprocessor = TabularPreprocessor({"tenure": (10.0, 2.0)}, {"contract": ["Month"]})
+    for bad in ("many", None, float("inf")):
+        with pytest.raises(DataError, match="tenure|not a number|infinite"):
+            preprocessor.transform_rows([{"tenure": bad, "contract": "Month"}])
