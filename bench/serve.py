@@ -12,15 +12,19 @@ The exports it needs (kept out of the repository's saved_models/):
     python -m dlkeras.export --runs /tmp/s/runs --recipe bert_tickets --out /tmp/s/saved_models
 
 One server process serves both models (the fastest gated format of each, prediction cache off
-so every request reaches the runtime). For each model in turn, `--clients` threads, each on a
+so every request reaches the runtime). For each model, `--clients` threads, each on a
 keep-alive connection, send `--instances` real inputs per request (default 1; tweets of the
-recipe's data set, rows of the churn table) for `--seconds`; the table has the requests answered, the errors (zero
-expected), p50 and p99 latency, the throughput, and the mean micro-batch size the server
-formed. Side by side in the same run, the same artifact is called directly in this process
-(raw inputs converted by the server's own converter, then the runtime) at batch sizes 1 to 64; the
-best of those is the ceiling the server's throughput is compared with. The server's resident
-memory is read from its /metrics after warm-up and at the end (it should stay flat). Writes
-bench/results/serve.json and prints the table. A benchmark, never a test: nothing asserts.
+recipe's data set, rows of the churn table) for `--seconds` in all; the table has the requests
+answered, the errors (zero expected), p50 and p99 latency, the throughput, and the mean
+micro-batch size the server formed. Side by side in the same run, the same artifact is called
+directly in this process (raw inputs converted by the server's own converter, then the runtime)
+at batch sizes 1 to 64, 2 s per size in all; the best of those is the ceiling the server's
+throughput is compared with. Served load and direct calls take turns over `--rounds` rounds
+(each a share of the time, in a rotated order), so that load on a shared machine hits both
+sides of that ratio alike; the figures pool every round. The server's resident memory is read
+from its /metrics after warm-up and at the end (it should stay flat). Prints a line describing
+the machine above the table, and writes the machine and every number to
+bench/results/serve.json (`--out`). A benchmark, never a test: nothing asserts.
 """
 
 from __future__ import annotations
@@ -29,7 +33,6 @@ import argparse
 import http.client
 import json
 import os
-import platform
 import signal
 import statistics
 import subprocess
@@ -38,16 +41,21 @@ import threading
 import time
 from pathlib import Path
 
+import machine  # bench/machine.py, beside this script
+
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("bert_tickets", "mlp_churn")
 BATCH_SIZES = (1, 4, 16, 32, 64)
 POOL = 2000  # distinct inputs each model is sent (cycled)
+DIRECT_SECONDS = 2.0  # per batch size, over all rounds
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", type=Path, required=True, help="folder of exports (recipe/version/)")
     parser.add_argument("--seconds", type=float, default=30.0, help="load duration per model")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="turns of served load and direct calls the time is split into")
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients")
     parser.add_argument("--instances", type=int, default=1, help="instances per request")
     parser.add_argument("--format", default="fastest", help="--format of the server")
@@ -129,7 +137,7 @@ class Server:
 
 
 def load(server: Server, name: str, inputs: list, clients: int, seconds: float, per_request: int = 1) -> dict:
-    """`clients` threads sending `per_request` instances per request for `seconds`."""
+    """`clients` threads sending `per_request` instances per request for `seconds`; raw timings."""
     path = f"/v1/models/{name}:predict"
     latencies: list[list[float]] = [[] for _ in range(clients)]
     errors: list[list[str]] = [[] for _ in range(clients)]
@@ -167,9 +175,16 @@ def load(server: Server, name: str, inputs: list, clients: int, seconds: float, 
     start.wait()
     for thread in threads:
         thread.join()
-    elapsed = time.perf_counter() - began
-    answered = sorted(t for per_client in latencies for t in per_client)
-    failed = [e for per_client in errors for e in per_client]
+    return {"seconds": time.perf_counter() - began,
+            "latencies": [t for per_client in latencies for t in per_client],
+            "errors": [e for per_client in errors for e in per_client]}
+
+
+def summarise_load(slices: list[dict], clients: int, per_request: int) -> dict:
+    """Requests, errors, latency percentiles and rates over every slice of one model's load."""
+    elapsed = sum(part["seconds"] for part in slices)
+    answered = sorted(t for part in slices for t in part["latencies"])
+    failed = [e for part in slices for e in part["errors"]]
     return {
         "clients": clients, "seconds": round(elapsed, 1), "requests": len(answered),
         "errors": len(failed), "first_errors": failed[:3],
@@ -180,13 +195,11 @@ def load(server: Server, name: str, inputs: list, clients: int, seconds: float, 
     }
 
 
-def direct(found, format_name: str, inputs: list, seconds: float = 2.0) -> dict:
-    """Examples per second of the artifact called in this process: the server's own converter
-    and runtime (raw inputs to model inputs to predictions), without HTTP, JSON or batching."""
-    from dlkeras.serving.registry import load_model
-
-    model = load_model(found, format_name)
-    rates = {}
+def direct(model, inputs: list, seconds: float) -> dict[int, tuple[int, float]]:
+    """Examples done and seconds taken per batch size by the artifact called in this process:
+    the server's own converter and runtime (raw inputs to model inputs to predictions),
+    without HTTP, JSON or batching."""
+    counts = {}
     for size in BATCH_SIZES:
         batches = [inputs[i : i + size] for i in range(0, len(inputs) - size + 1, size)]
         model.predict(model.convert(batches[0]))  # warm-up (and the interpreter's resize)
@@ -194,9 +207,50 @@ def direct(found, format_name: str, inputs: list, seconds: float = 2.0) -> dict:
         while time.perf_counter() - began < seconds:
             model.predict(model.convert(batches[i % len(batches)]))
             done, i = done + size, i + 1
-        rates[size] = round(done / (time.perf_counter() - began), 1)
+        counts[size] = (done, time.perf_counter() - began)
+    return counts
+
+
+def summarise_direct(slices: list[dict[int, tuple[int, float]]]) -> dict:
+    rates = {size: round(sum(part[size][0] for part in slices)
+                         / sum(part[size][1] for part in slices), 1) for size in BATCH_SIZES}
     best = max(rates, key=rates.get)
     return {"examples_per_s": rates, "best_batch_size": best, "best_examples_per_s": rates[best]}
+
+
+def measure(server: Server, served: dict, models: dict, inputs: dict, args) -> dict:
+    """Served load and direct calls of every model, taking turns over `args.rounds` rounds."""
+    turns = [(name, side) for name in MODELS for side in ("served", "direct")]
+    loads = {name: [] for name in MODELS}
+    calls = {name: [] for name in MODELS}
+    batches = {name: [0.0, 0.0] for name in MODELS}  # micro-batches formed, instances in them
+    for round_index in range(args.rounds):
+        shift = round_index % len(turns)
+        for name, side in turns[shift:] + turns[:shift]:
+            if side == "direct":
+                calls[name].append(direct(models[name], inputs[name], DIRECT_SECONDS / args.rounds))
+                print(f"round {round_index + 1}: {name} direct", flush=True)
+                continue
+            before = server.metrics()
+            loads[name].append(load(server, name, inputs[name], args.clients,
+                                    args.seconds / args.rounds, args.instances))
+            after = server.metrics()
+            tag = f'{{model="{name}:{served[name]["version"]}"}}'
+            for index, part in enumerate(("count", "sum")):
+                key = f"dlkeras_serve_batch_size_{part}{tag}"
+                batches[name][index] += after[key] - before.get(key, 0)
+            print(f"round {round_index + 1}: {name} served, {len(loads[name][-1]['latencies'])} "
+                  "requests", flush=True)
+    rows = {}
+    for name in MODELS:
+        count, items = batches[name]
+        rows[name] = {"format": served[name]["format"],
+                      **summarise_load(loads[name], args.clients, args.instances),
+                      "mean_batch_size": round(items / count, 2) if count else None,
+                      "direct": summarise_direct(calls[name])}
+        rows[name]["served_vs_direct"] = round(
+            rows[name]["instances_per_s"] / rows[name]["direct"]["best_examples_per_s"], 3)
+    return rows
 
 
 # === Main ===
@@ -207,40 +261,31 @@ def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.path.insert(0, str(ROOT))
     from dlkeras.io import write_json_atomic
-    from dlkeras.serving.registry import discover
+    from dlkeras.serving.registry import discover, load_model
 
     folders = {found.name: found for found in discover(args.models)[0]}
     missing = [name for name in MODELS if name not in folders]
     if missing:
         raise SystemExit(f"{args.models} lacks exports of {missing}; see `bench/serve.py --help`")
     inputs = {name: raw_inputs(name) for name in MODELS}
-    load_average = os.getloadavg()[0]
+    described = machine.describe()
     server = Server(args)
     served = {m["name"]: m for m in json.loads(server.call("GET", "/v1/models")[1])["models"]}
+    # the same artifacts without HTTP, in this process, same machine, same run
+    models = {name: load_model(folders[name], served[name]["format"]) for name in MODELS}
     for name in MODELS:  # warm-up: every batch shape the runtimes will see
         load(server, name, inputs[name], args.clients, 2.0, args.instances)
     rss_start = server.metrics()["process_resident_memory_bytes"]
-    rows = {}
-    for name in MODELS:
-        before = server.metrics()
-        rows[name] = {"format": served[name]["format"],
-                      **load(server, name, inputs[name], args.clients, args.seconds, args.instances)}
-        after = server.metrics()
-        tag = f'{{model="{name}:{served[name]["version"]}"}}'
-        calls, items = (after[f"dlkeras_serve_batch_size_{part}{tag}"]
-                        - before.get(f"dlkeras_serve_batch_size_{part}{tag}", 0) for part in ("count", "sum"))
-        rows[name]["mean_batch_size"] = round(items / calls, 2) if calls else None
+    rows = measure(server, served, models, inputs, args)
     rss_end = server.metrics()["process_resident_memory_bytes"]
     exit_code = server.stop()
-    for name in MODELS:  # the same artifact without HTTP, in this process, same machine, same run
-        rows[name]["direct"] = direct(folders[name], rows[name]["format"], inputs[name])
-        rows[name]["served_vs_direct"] = round(
-            rows[name]["instances_per_s"] / rows[name]["direct"]["best_examples_per_s"], 3)
+    load_average = described["load_average"]
     result = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.python_version()}",
-        "load_average_at_start": round(load_average, 2),
+        "machine": described,
+        "command": [sys.executable, *sys.argv],
+        "load_average_at_start": load_average[0] if load_average else None,
         "settings": {"clients": args.clients, "instances_per_request": args.instances,
-                     "seconds": args.seconds, "format": args.format,
+                     "seconds": args.seconds, "rounds": args.rounds, "format": args.format,
                      "max_batch_size": args.max_batch_size, "max_wait_ms": args.max_wait_ms,
                      "cache": "off"},
         "models": rows,
@@ -255,11 +300,13 @@ def main(argv=None) -> int:
 
 
 def table(result: dict) -> str:
+    settings = result["settings"]
     lines = [
-        f"{result['machine']}; load average {result['load_average_at_start']} at start; "
-        f"{result['settings']['clients']} clients, {result['settings']['instances_per_request']} "
-        f"instance(s) per request, {result['settings']['seconds']:g} s per model, "
-        "cache off",
+        machine.summary(result["machine"], packages=("keras", "tensorflow", "ai-edge-litert",
+                                                     "onnxruntime")),
+        f"load average {result['load_average_at_start']} at start; {settings['clients']} clients, "
+        f"{settings['instances_per_request']} instance(s) per request, {settings['seconds']:g} s "
+        f"per model in {settings['rounds']} round(s) taking turns with direct calls, cache off",
         "",
         "| model | format | requests | errors | p50 ms | p99 ms | served instances/s | mean batch "
         "| direct best (batch) | served / direct |",

@@ -14,7 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from dlkeras.cli import report_errors
+from dlkeras.cli import add_verbose_argument, report_errors
+from dlkeras.quiet import quiet_start
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -33,11 +34,13 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help=f"run only these checks ({', '.join(CHECKS)})")
     parser.add_argument("--out", default="checks", type=Path,
                         help="parent folder of check folders")
+    add_verbose_argument(parser)
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    quiet_start(args.verbose)  # before anything loads TensorFlow
     return report_errors(lambda: run(args))
 
 
@@ -49,7 +52,7 @@ def run(args) -> int:
 
     recipe = validate.resolve_recipe(args.recipe, args.overrides)
     select_backend(recipe)
-    configure_precision(recipe.train.mixed_precision)
+    configure_precision(recipe.train)
     folder = args.out / f"{recipe.name}-check-{time.strftime('%Y%m%d-%H%M%S')}"
     folder.mkdir(parents=True, exist_ok=True)
     results = check_recipe(recipe, folder, args.only or CHECKS)

@@ -1,4 +1,4 @@
-"""What every command shares: the recipe arguments and the `error:` line for user mistakes."""
+"""What every command shares: --verbose, the recipe arguments and the `error:` line for user mistakes."""
 
 from __future__ import annotations
 
@@ -10,8 +10,15 @@ from pathlib import Path
 from dlkeras.errors import DlkerasError
 
 
+def add_verbose_argument(parser: argparse.ArgumentParser) -> None:
+    """--verbose: the libraries' start-up messages, which `quiet.quiet_start` hides by default."""
+    parser.add_argument("--verbose", action="store_true",
+                        help="show the libraries' start-up messages on stderr (TensorFlow, XLA, "
+                        "CUDA), hidden by default; DLKERAS_VERBOSE=1 does the same")
+
+
 def add_recipe_arguments(parser: argparse.ArgumentParser, what: str, set_example: str) -> None:
-    """--recipe, repeatable --set, --out and --resume [DIR] for commands that run a recipe.
+    """--recipe, repeatable --set, --out, --resume [DIR] and --verbose for commands that run a recipe.
 
     Args:
         what: what the command leaves under --out ("run" or "search").
@@ -28,6 +35,7 @@ def add_recipe_arguments(parser: argparse.ArgumentParser, what: str, set_example
         "--resume", nargs="?", const="latest", metavar=f"{what.upper()}_DIR",
         help=f"continue an interrupted {what} (default: the recipe's latest {what} under --out)",
     )
+    add_verbose_argument(parser)
 
 
 def report_errors(body: Callable[[], int]) -> int:

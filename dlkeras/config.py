@@ -144,6 +144,8 @@ class TrainConfig:
     MAE than the network, the run keeps it and `predict` serves it (exports hold the network).
     `distribution`: "none", "data_parallel" (every local device) or "multi_worker" (several
     processes); `data.batch_size` is then the global batch (see `engine.distribution`).
+    `precision`: "auto" (the fastest policy this machine runs natively, see `engine.precision`),
+    "float32", "mixed_bfloat16" or "mixed_float16".
     `keep_resume_state`: keep the stage weights and feature cache of a finished run (by
     default they are removed when it finishes; see `RunDir.finish`).
     """
@@ -161,7 +163,7 @@ class TrainConfig:
     keep_stage: str = "best"
     time_budget_minutes: float = 0.0
     keep_best_of_baselines: bool = False
-    mixed_precision: bool = False
+    precision: str = "auto"
     distribution: str = "none"
     keep_resume_state: bool = False
     gradient_accumulation_steps: int = 1

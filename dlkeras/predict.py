@@ -23,8 +23,9 @@ import sys
 from pathlib import Path
 
 from dlkeras import tasks
-from dlkeras.cli import report_errors
+from dlkeras.cli import add_verbose_argument, report_errors
 from dlkeras.io import write_text_atomic
+from dlkeras.quiet import quiet_start
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -42,11 +43,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--column", default="text", help="text column of a CSV/JSONL --input")
     parser.add_argument("--top", type=int, default=3, help="classes shown per input")
     parser.add_argument("--output", type=Path, help="also write the predictions to this CSV")
+    add_verbose_argument(parser)
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    quiet_start(args.verbose)  # before anything loads TensorFlow
     return report_errors(lambda: run(args))
 
 

@@ -15,8 +15,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from dlkeras.cli import report_errors
+from dlkeras.cli import add_verbose_argument, report_errors
 from dlkeras.errors import ConfigError
+from dlkeras.quiet import quiet_start
 
 
 @dataclass(frozen=True)
@@ -37,11 +38,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--keep", type=int, default=3,
                         help="finished runs to keep per recipe, newest first (default 3)")
     parser.add_argument("--apply", action="store_true", help="remove what is listed")
+    add_verbose_argument(parser)
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    quiet_start(args.verbose)  # before anything loads TensorFlow
     return report_errors(lambda: run(args))
 
 

@@ -17,7 +17,7 @@
         kept_baseline.json  forecasting with train.keep_best_of_baselines: the baseline kept
         intervals.json   forecasting: the served model's interval offsets per horizon day
         preprocessing.json  statistics fit on the training split, for predict/export
-        report/          plots and per-class tables
+        report/          plots and per-class tables; report/index.html all of it on one page
     runs/latest/<recipe>  symlink to the newest run of that recipe
 
 A hyperparameter search (`SearchDir`) lives in runs/<recipe>-tune-<YYYYmmdd-HHMMSS>/ with
@@ -129,6 +129,11 @@ class RunDir:
     @property
     def report_dir(self) -> Path:
         return self.path / "report"
+
+    @property
+    def report_html(self) -> Path:
+        """The whole report on one self-contained page (`tasks.html_report`)."""
+        return self.report_dir / "index.html"
 
     # === Life cycle ===
     @classmethod
@@ -335,6 +340,7 @@ class SearchDir(RunDir):
         trials/<id>.json one file per trial: values, epochs, seconds, memory, history
         trials/<id>.weights.h5  the trial's best epoch (Hyperband continues from it)
         trials.csv, trials.md, trials.png   the summary table and plots
+        index.html       trials.md and trials.png on one self-contained page
         best_recipe.toml a recipe that extends the searched one with the best values
         best.json        the best trial, its objective, the re-run command
         tensorboard/     TensorBoard's HParams view: the experiment's set-up here, and
@@ -377,6 +383,11 @@ class SearchDir(RunDir):
     @property
     def trials_plot(self) -> Path:
         return self.path / "trials.png"
+
+    @property
+    def report_html(self) -> Path:
+        """The search's page: a search keeps its report files at the top, not in report/."""
+        return self.path / "index.html"
 
     @property
     def best_recipe_toml(self) -> Path:

@@ -21,8 +21,9 @@ import os
 import sys
 from pathlib import Path
 
-from dlkeras.cli import report_errors
+from dlkeras.cli import add_verbose_argument, report_errors
 from dlkeras.export.formats import ARTIFACTS
+from dlkeras.quiet import quiet_start
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -50,11 +51,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--drain-seconds", type=float, default=30.0,
                         help="on SIGTERM, how long requests in flight may take to finish")
     parser.add_argument("--access-log", action="store_true", help="log every request")
+    add_verbose_argument(parser)
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    quiet_start(args.verbose)  # before anything loads TensorFlow
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # artifacts and tokenizers run on TensorFlow
     return report_errors(lambda: run(args))
 

@@ -12,6 +12,7 @@ import sys
 
 from dlkeras import config
 from dlkeras.cli import add_recipe_arguments, report_errors
+from dlkeras.quiet import quiet_start
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -51,6 +52,7 @@ def list_recipes() -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    quiet_start(args.verbose)  # before anything loads TensorFlow
     return report_errors(lambda: run(args))
 
 
@@ -81,6 +83,8 @@ def run(args) -> int:
     run_dir, report = train_recipe(recipe, args.out, args.resume)
     print("\n" + report["summary"])
     print(f"run directory: {run_dir.path}")
+    if run_dir.report_html.is_file():  # a run finished by an older dlkeras may have none
+        print(f"report: {run_dir.report_html}")
     return 0
 
 
@@ -90,7 +94,7 @@ def preflight(recipe) -> bool:
     from dlkeras.diagnostics.preflight import FAST, run_checks
     from dlkeras.engine.backend import configure_precision
 
-    configure_precision(recipe.train.mixed_precision)
+    configure_precision(recipe.train, announce=False)  # training announces it
     results = run_checks(recipe, None, FAST)
     print(table(results))
     if any(r.status == "fail" for r in results):

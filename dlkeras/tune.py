@@ -26,6 +26,7 @@ from dlkeras.cli import add_recipe_arguments, report_errors
 from dlkeras.engine.backend import select_backend
 from dlkeras.errors import ConfigError, RunError
 from dlkeras.io import write_json_atomic
+from dlkeras.quiet import quiet_start
 from dlkeras.runs import SearchDir
 from dlkeras.tuning import cluster
 from dlkeras.tuning import space as search_space
@@ -57,6 +58,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    quiet_start(args.verbose)  # before anything loads TensorFlow
     return report_errors(lambda: run(args))
 
 
@@ -127,7 +129,7 @@ def prepare(recipe: config.Recipe, args, role: str) -> SearchDir:
     from dlkeras.engine.run import describe_data
     from dlkeras.tuning import worker as trial_worker
 
-    configure_precision(recipe.train.mixed_precision)
+    configure_precision(recipe.train)
     keras.utils.set_random_seed(recipe.train.seed)
     datasets = trial_worker.CACHE.get(recipe)  # reused by trials that run in this process
     describe_data(datasets.info)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from dlkeras import config, data, models, tasks
 from dlkeras.data import timeseries
-from dlkeras.engine import distribution, optimizers
+from dlkeras.engine import distribution, optimizers, precision
 from dlkeras.engine.stages import check_trainable
 from dlkeras.errors import ConfigError
 from dlkeras.export.formats import FORMATS
@@ -47,6 +47,7 @@ CHOICES: dict[str, Callable[[config.Recipe], tuple[str, ...]]] = {
     "train.class_weight": lambda recipe: _task(recipe).class_weights,
     "train.keep_stage": lambda recipe: ("best", "last"),
     "train.distribution": lambda recipe: distribution.MODES,
+    "train.precision": lambda recipe: precision.POLICIES,
     "callbacks.monitor": lambda recipe: _task(recipe).monitors,
     "evaluate.baselines": lambda recipe: _task(recipe).baselines,
     "export.formats": lambda recipe: tuple(FORMATS),

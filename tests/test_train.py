@@ -13,7 +13,7 @@ from dlkeras.recipes import RECIPES
 from dlkeras.runs import RunDir, read_history
 
 RUN_FILES = ("recipe.json", "env.json", "history.csv", "model.keras", "metrics.json",
-             "preprocessing.json", "report/curves.png")
+             "preprocessing.json", "report/curves.png", "report/index.html")
 TASK_FILES = {
     "classification": ("report/confusion_matrix.png", "report/confusion_matrix.json"),
     "forecast": ("report/predictions.png", "report/residuals.png", "report/summary.md",

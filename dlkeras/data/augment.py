@@ -14,6 +14,10 @@ and PyTorch. Pixels are float32 in [0, 1].
 
 from __future__ import annotations
 
+# The layers run in the tf.data pipeline on float32 images, whatever precision policy the model
+# trains under (a mixed policy would make them compute in bfloat16 or float16).
+F32 = "float32"
+
 
 def build_geometric_augment(strength: float, seed: int):
     """An images -> images batch function: random rotation, translation and zoom.
@@ -26,10 +30,10 @@ def build_geometric_augment(strength: float, seed: int):
     from keras import layers
 
     transforms = [
-        layers.RandomRotation(strength / 2, fill_mode="constant", seed=seed, name="rotate"),
+        layers.RandomRotation(strength / 2, fill_mode="constant", seed=seed, name="rotate", dtype=F32),
         layers.RandomTranslation(strength, strength, fill_mode="constant", seed=seed + 1,
-                                 name="translate"),
-        layers.RandomZoom(strength, fill_mode="constant", seed=seed + 2, name="zoom"),
+                                 name="translate", dtype=F32),
+        layers.RandomZoom(strength, fill_mode="constant", seed=seed + 2, name="zoom", dtype=F32),
     ]
 
     def augment(images):
@@ -54,15 +58,17 @@ def build_photo_augment(strength: float, mixup: float, cutmix: float, seed: int)
     from keras import layers
 
     # Surface defects have no preferred orientation: every flip and rotation is a real view.
-    flip = layers.RandomFlip("horizontal_and_vertical", seed=seed, name="flip")
-    rotate = layers.RandomRotation(strength, fill_mode="reflect", seed=seed + 1, name="rotate")
+    flip = layers.RandomFlip("horizontal_and_vertical", seed=seed, name="flip", dtype=F32)
+    rotate = layers.RandomRotation(strength, fill_mode="reflect", seed=seed + 1, name="rotate",
+                                   dtype=F32)
     cutout = layers.RandomErasing(factor=(0.5, 0.5), scale=(0.02, min(1.0, strength)),
-                                  fill_value=0.5, value_range=(0, 1), seed=seed + 3, name="cutout")
+                                  fill_value=0.5, value_range=(0, 1), seed=seed + 3, name="cutout",
+                                  dtype=F32)
     mixers = []
     if mixup > 0:
-        mixers.append(layers.MixUp(alpha=mixup, seed=seed + 4, name="mixup"))
+        mixers.append(layers.MixUp(alpha=mixup, seed=seed + 4, name="mixup", dtype=F32))
     if cutmix > 0:
-        mixers.append(layers.CutMix(factor=cutmix, seed=seed + 5, name="cutmix"))
+        mixers.append(layers.CutMix(factor=cutmix, seed=seed + 5, name="cutmix", dtype=F32))
 
     def augment(images, labels):
         images = rotate(flip(images, training=True), training=True)

@@ -225,7 +225,11 @@ def describe(skipped, converted) -> list[str]:
 
 
 def make_image_dataset(paths, labels, config, training: bool, seed: int, augment=None):
-    """Read -> decode -> resize -> cache (uint8) -> shuffle -> batch -> augment -> prefetch."""
+    """Read -> decode -> resize -> cache (uint8) -> shuffle -> batch -> augment -> prefetch.
+
+    In a multi-process run a training dataset keeps this process's slice of each global batch,
+    cut before scaling and augmenting (`pipeline.process_share`); decoding is cached per process.
+    """
     import tensorflow as tf
 
     size = config.image_size
@@ -238,9 +242,11 @@ def make_image_dataset(paths, labels, config, training: bool, seed: int, augment
     dataset = dataset.cache()
     if training:
         dataset = pipeline.epoch_shuffle(dataset, seed, len(labels), config.shuffle_buffer)
-    dataset = dataset.batch(config.batch_size)
+    dataset, sliced = pipeline.process_share(dataset.batch(config.batch_size), training)
     dataset = dataset.map(lambda x, y: (tf.cast(x, tf.float32) / 255.0, y),
                           num_parallel_calls=pipeline.parallelism(), deterministic=True)
     if training and augment is not None:
         dataset = dataset.map(augment, num_parallel_calls=pipeline.parallelism(), deterministic=True)
-    return dataset.prefetch(pipeline.parallelism()).with_options(pipeline.dataset_options())
+    dataset = dataset.prefetch(pipeline.parallelism()).with_options(pipeline.dataset_options())
+    setattr(dataset, pipeline.SLICED, sliced)
+    return dataset

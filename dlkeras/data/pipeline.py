@@ -52,6 +52,14 @@ def slice_batches(dataset, index: int, processes: int, devices: int):
     return dataset.map(cut).filter(not_empty)
 
 
+def process_share(dataset, training: bool):
+    """(dataset, sliced): a batched training dataset cut to this process's slice of every
+    global batch in a multi-process run (`set_process_slice`); any other dataset unchanged."""
+    if not (training and _PROCESS_SLICE[0] is not None):
+        return dataset, False
+    return slice_batches(dataset, *_PROCESS_SLICE[0]), True
+
+
 def epoch_order(count: int, seed: int):
     """A dataset of the indices 0..count-1 in the order of the current epoch (`set_epoch`).
 
@@ -158,9 +166,7 @@ def make_dataset(
         dataset = _shuffled_examples((features, labels), len(labels), seed).batch(batch_size)
     else:
         dataset = tf.data.Dataset.from_tensor_slices((features, labels)).batch(batch_size)
-    sliced = training and _PROCESS_SLICE[0] is not None
-    if sliced:
-        dataset = slice_batches(dataset, *_PROCESS_SLICE[0])
+    dataset, sliced = process_share(dataset, training)
     if transform is not None:
         dataset = dataset.map(
             lambda x, y: (transform(x), y), num_parallel_calls=parallelism(), deterministic=True

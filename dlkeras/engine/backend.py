@@ -25,17 +25,29 @@ def select_backend(recipe, announce: bool = True) -> str:
     return backend
 
 
-def configure_precision(mixed_precision: bool) -> None:
-    """Mixed precision on an accelerator only: on CPUs it makes training 2-9x slower."""
-    import keras
+def configure_precision(train_config, announce: bool = True, recorded: str | None = None):
+    """Chooses and sets the precision policy of `train.precision` (`engine.precision`).
 
-    if not mixed_precision:
-        return
-    if accelerator_present():
-        keras.mixed_precision.set_global_policy("mixed_float16")
-        print("mixed precision: mixed_float16")
+    Args:
+        recorded: the policy a resumed run recorded in its env.json, kept as it was.
+
+    Returns:
+        The `precision.Choice`, with the reason it was made (for env.json).
+    """
+    from dlkeras.engine import precision
+
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    if recorded in precision.POLICIES and recorded != "auto":
+        choice = precision.Choice(recorded, train_config.precision, "the policy of the run resumed")
     else:
-        print("mixed precision requested but no GPU found; training in float32 (faster on CPUs)")
+        several = train_config.distribution == "multi_worker"  # JAX must not start before they connect
+        choice = precision.choose(train_config.precision, backend,
+                                  accelerator=None if several else accelerator_present(),
+                                  several_processes=several)
+    precision.apply(choice)
+    if announce:
+        print(f"precision: {choice.policy} ({choice.reason})")
+    return choice
 
 
 def accelerator_present() -> bool:

@@ -26,9 +26,37 @@ def train_recipe(recipe: config.Recipe, out: Path, resume: str | None = None):
     """
     import keras
 
-    from dlkeras.engine import backend, budget, distribution
+    from dlkeras.engine import backend
 
-    backend.configure_precision(recipe.train.mixed_precision)
+    previous_policy = keras.mixed_precision.global_policy()
+    chosen = backend.configure_precision(recipe.train, recorded=recorded_policy(out, recipe, resume))
+    try:
+        return _start(recipe, out, resume, chosen)
+    finally:  # a notebook's next model is built in the policy it had
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def recorded_policy(out: Path, recipe: config.Recipe, resume) -> str | None:
+    """The precision policy a run being resumed trained with (its env.json), else None."""
+    import json
+
+    from dlkeras.errors import RunError
+
+    if not resume:
+        return None
+    try:
+        environment = json.loads(RunDir.find(out, recipe.name, resume).env_json.read_text())
+        return environment.get("precision", {}).get("policy")
+    except (RunError, OSError, ValueError, AttributeError):  # open_run_dir says what is wrong
+        return None
+
+
+def _start(recipe: config.Recipe, out: Path, resume, chosen):
+    """Seeds, starts the distribution and the clock, and trains in its scope."""
+    import keras
+
+    from dlkeras.engine import budget, distribution
+
     keras.utils.set_random_seed(recipe.train.seed)  # before a multi-worker start, as Keras asks
     replicas = distribution.start(recipe)
     clock = budget.Clock(recipe.train.time_budget_minutes)
@@ -41,29 +69,34 @@ def train_recipe(recipe: config.Recipe, out: Path, resume: str | None = None):
         clock = budget.Clock(0)
     with distribution.run_scope():
         if replicas.chief:
-            return _train(recipe, out, resume, clock, replicas)
+            return _train(recipe, out, resume, clock, replicas, chosen)
         with tempfile.TemporaryDirectory(prefix="dlkeras-worker-") as scratch:
-            return _train(recipe, out, resume, clock, replicas, Path(scratch))
+            return _train(recipe, out, resume, clock, replicas, chosen, Path(scratch))
 
 
-def _train(recipe: config.Recipe, out: Path, resume, clock, replicas, scratch: Path | None = None):
+def _train(recipe: config.Recipe, out: Path, resume, clock, replicas, chosen,
+           scratch: Path | None = None):
     """The run itself; a process other than the chief of a multi-worker run (`scratch` set)
     runs the same steps (the model's computations are shared) and writes only to `scratch`.
     """
     from dlkeras import data, models, tasks
-    from dlkeras.engine import distribution, stages
+    from dlkeras.engine import distribution, precision, stages
 
     datasets = data.build(recipe.data, recipe.train.seed, preset=recipe.model.preset)
     describe_data(datasets.info)
     with distribution.replica_scope():  # before the run directory: no dead runs
-        model = models.build(recipe.model, datasets.info)
+        model, fitted = precision.fit_to_model(models.build(recipe.model, datasets.info), chosen,
+                                               lambda: models.build(recipe.model, datasets.info))
+    if fitted != chosen:
+        chosen = fitted
+        print(f"precision: {chosen.policy} ({chosen.reason})")
     run_dir = open_run_dir(recipe, out, resume, datasets.info.fingerprint, scratch)
     if resume and run_dir.metrics_json.is_file():  # finished; killed at most while tidying up
         finish(run_dir, recipe)
         print(f"{run_dir.path} had finished: nothing left to train")
         summary = run_dir.report_dir / "summary.md"
         return run_dir, {"summary": summary.read_text() if summary.is_file() else ""}
-    run_dir.record_environment(distribution=replicas.to_json())
+    run_dir.record_environment(distribution=replicas.to_json(), precision=chosen.to_json())
     write_json_atomic(run_dir.preprocessing_json, {
         "task": recipe.task, "class_names": list(datasets.info.class_names),
         **datasets.info.preprocessing,
@@ -82,6 +115,7 @@ def _train(recipe: config.Recipe, out: Path, resume, clock, replicas, scratch: P
             training["stage_lengths"] = run_dir.stage_plans()
         training.update(stages.keep_best_stage(model, recipe, datasets, run_dir,
                                                training.get("candidates", []), features))
+    model = precision.as_float32(model)  # what predict, export and the report see
     save_model_atomic(model, run_dir.model_file)
     if replicas.processes > 1:
         agree = distribution.weights_agree(model)

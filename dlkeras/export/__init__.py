@@ -3,7 +3,7 @@
     saved_models/<recipe>/<version>/
         model.keras, saved_model/, model.tflite, model_dynamic.tflite, model_int8.tflite,
         model.onnx, model_int8.onnx, labels.json, preprocessing.json (+ tokenizer/ for text models),
-        export_report.json, export_summary.md
+        export_report.json, export_summary.md, index.html (the summary as a page)
     saved_models/<recipe>/<version>-failed/   the same, when an artifact failed the parity gate
 
 Conversions run under the TensorFlow backend on a reload of the run's `model.keras`, so every

@@ -11,9 +11,10 @@ import os
 import sys
 from pathlib import Path
 
-from dlkeras.cli import report_errors
+from dlkeras.cli import add_verbose_argument, report_errors
 from dlkeras.errors import RunError
 from dlkeras.export.formats import FORMATS, check_formats
+from dlkeras.quiet import quiet_start
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -28,6 +29,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="limit the parity check to N test examples spread over the split (0: all)")
     parser.add_argument("--latency-seconds", type=float, default=3.0,
                         help="time spent per latency measurement (median of the repeats)")
+    add_verbose_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -45,6 +47,7 @@ def runs_to_export(args) -> list[Path]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    quiet_start(args.verbose)  # before anything loads TensorFlow
     os.environ["KERAS_BACKEND"] = "tensorflow"  # conversions run on a TensorFlow reload
     return report_errors(lambda: run(args))
 

@@ -9,6 +9,9 @@ artifact to serve:
 
     folder = Path("saved_models/bert_tickets/1")
     model = load_artifact(folder / FORMATS[fastest_format(folder)].file_name)
+
+`load_path` accepts any of the three: a run directory, an export folder (its fastest artifact)
+or an artifact.
 """
 
 from __future__ import annotations
@@ -63,6 +66,24 @@ def load_artifact(path: Path) -> LoadedModel:
     format_name = runtimes.format_of(resolved)
     folder = resolved.parent
     return _load(resolved, format_name, folder, f"{folder.parent.name} {format_name} v{folder.name}")
+
+
+def load_path(path: Path) -> LoadedModel:
+    """A run directory's model.keras, an export folder's fastest artifact, or an artifact.
+
+    An export folder (it holds export_report.json) answers with the format `fastest_format`
+    names, the one a server would choose.
+
+    Raises:
+        RunError: nothing loadable at `path` (see `load_run`, `load_artifact`).
+        DataError: an export folder without a format that passed the gate, or no preprocessing.json.
+    """
+    path = Path(path)
+    if RunDir(path).recipe_json.is_file():
+        return load_run(path)
+    if (path / "export_report.json").is_file():
+        return load_artifact(path / FORMATS[fastest_format(path)].file_name)
+    return load_artifact(path)
 
 
 def _load(path: Path, format_name: str, folder: Path, name: str) -> LoadedModel:

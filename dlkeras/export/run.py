@@ -21,6 +21,7 @@ from dlkeras.export.formats import FORMATS, KERAS, Conversion, check_formats
 from dlkeras.export.summary import summary_markdown
 from dlkeras.io import write_json_atomic, write_text_atomic
 from dlkeras.runs import RunDir
+from dlkeras.tasks import html_report
 
 REPRESENTATIVE_EXAMPLES = 200
 
@@ -56,7 +57,10 @@ def export_run(run_path: Path, formats=None, out: Path = Path("saved_models"),
                               latency_seconds)
         report["version"] = claim.version
         write_json_atomic(claim.folder / "export_report.json", report)
-        write_text_atomic(claim.folder / "export_summary.md", summary_markdown(report))
+        summary = summary_markdown(report)
+        write_text_atomic(claim.folder / "export_summary.md", summary)
+        html_report.write_page(claim.folder / "index.html", f"{report['recipe']} export",
+                               [("", html_report.markdown_html(summary))])
         report["folder"] = str(claim.publish(report["passed"]))  # the very last step
     return report
 

@@ -35,7 +35,7 @@ def build(config, info):
         [
             keras.Input(shape=(pooled.shape[-1],), name="sentence_embedding"),
             keras.layers.Dropout(config.dropout, name="head_dropout"),
-            keras.layers.Dense(info.num_classes, activation="softmax", name="head_output"),
+            keras.layers.Dense(info.num_classes, activation="softmax", dtype="float32", name="head_output"),
         ],
         name="head",
     )

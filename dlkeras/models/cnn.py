@@ -38,7 +38,8 @@ def build(config, info):
         x = layers.Dense(units, activation="relu", kernel_regularizer=regularizer,
                          name=f"head_dense{index}")(x)
         x = layers.Dropout(config.dropout, name=f"head_dropout{index}")(x)
-    outputs = layers.Dense(info.num_classes, activation="softmax", name="head_output")(x)
+    outputs = layers.Dense(info.num_classes, activation="softmax", dtype="float32",
+                             name="head_output")(x)
 
     # === Functional Model ===
     return keras.Model(inputs, outputs, name="cnn")

@@ -31,7 +31,7 @@ def assemble(backbone, config, info):
                          name=f"head_dense{index}")(x)
     x = layers.Dropout(config.dropout, name="head_dropout")(x)
     outputs = layers.Dense(info.num_classes, activation="softmax", kernel_regularizer=regularizer,
-                           name="head_output")(x)
+                           dtype="float32", name="head_output")(x)
     head = keras.Model(features, outputs, name="head")
 
     # === Functional Model ===

@@ -24,7 +24,7 @@ def build(config, info):
         x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"block{block}_bn")(x)
         x = layers.ReLU(name=f"block{block}_relu")(x)
         x = layers.Dropout(config.dropout, name=f"block{block}_dropout")(x)
-    outputs = layers.Dense(info.num_classes, activation="softmax", name="head_output")(x)
+    outputs = layers.Dense(info.num_classes, activation="softmax", dtype="float32", name="head_output")(x)
 
     # === Functional Model ===
     return keras.Model(inputs, outputs, name="mlp")

@@ -111,10 +111,10 @@ def build(config, info):
     # === Layers ===
     inputs = keras.Input(shape=info.input_shape, name="window")
     x = BODIES[config.name](inputs, config)
-    outputs = layers.Dense(horizon_days, name="head_output")(x)
+    outputs = layers.Dense(horizon_days, dtype="float32", name="head_output")(x)
     if config.last_value_residual:
         last = LastValue(index=0, name="last_value")(inputs)  # the target is feature 0
-        outputs = layers.Add(name="head_from_last_value")([outputs, last])
+        outputs = layers.Add(dtype="float32", name="head_from_last_value")([outputs, last])
 
     # === Functional Model ===
     return keras.Model(inputs, outputs, name=config.name)

@@ -14,7 +14,6 @@ parity gate by the latency table of its export_report.json.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path

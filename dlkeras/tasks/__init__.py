@@ -39,6 +39,8 @@ class Task:
             `training` holds what the run decided (seconds per stage, kept stage, probe).
         selection: validation metrics -> a rank, higher is better (which stage to keep).
         predict_raw: (loaded model, request) -> (printed text, CSV) for the predict command.
+        predictions: (loaded model, raw inputs) -> DataFrame of the predict command's CSV
+            columns, for the Python API (`dlkeras.api`).
         parity_metrics: (outputs, truth) -> the metrics the export gate compares.
         quantized_rule: (reference metrics, artifact metrics) -> (rule text, passed).
     """
@@ -53,6 +55,7 @@ class Task:
     build_metrics: Callable
     report: Callable
     predict_raw: Callable
+    predictions: Callable
     parity_metrics: Callable
     quantized_rule: Callable
     selection: Callable
@@ -72,6 +75,7 @@ TASKS = {
         build_metrics=classification.build_metrics,
         report=classification.report,
         predict_raw=classification.predict_raw,
+        predictions=classification.predictions,
         parity_metrics=classification.parity_metrics,
         quantized_rule=classification.quantized_rule,
         selection=lambda metrics: (metrics["macro_f1"], metrics["accuracy"]),
@@ -87,6 +91,7 @@ TASKS = {
         build_metrics=forecast.build_metrics,
         report=forecast.report,
         predict_raw=forecast_predict.predict_raw,
+        predictions=forecast_predict.predictions,
         parity_metrics=forecast.parity_metrics,
         quantized_rule=forecast.quantized_rule,
         selection=lambda metrics: (-metrics["mae"],),

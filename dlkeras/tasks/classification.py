@@ -2,20 +2,22 @@
 
 The report (metrics.json, per-class report, confusion matrix and curves as PNG) is computed
 with scikit-learn from the model's predicted probabilities, and the recipe's classical
-baselines are scored on the very same split beside them.
+baselines are scored on the very same split beside them; report/index.html shows it all on
+one page.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+from pathlib import Path
 
 import numpy as np
 
 from dlkeras.errors import DataError
 from dlkeras.io import write_json_atomic, write_text_atomic
 from dlkeras.runs import RunDir, read_history
-from dlkeras.tasks import classification_baselines, diagnoses, embedding_map
+from dlkeras.tasks import classification_baselines, diagnoses, embedding_map, html_report
 from dlkeras.tasks.plots import plot_confusion, plot_history
 
 LOSSES = ("auto", "crossentropy")
@@ -118,6 +120,7 @@ def report(model, datasets, recipe, run_dir: RunDir, training: dict) -> dict:
         plot_history(read_history(run_dir.history_csv), run_dir.report_dir / "curves.png")
     report["summary"] = summary_table(report) + diagnoses.render(report["diagnoses"])
     write_text_atomic(run_dir.report_dir / "summary.md", report["summary"])
+    html_report.write_html_report(run_dir)  # last: it reads every file written above
     return report
 
 
@@ -242,6 +245,67 @@ def raw_inputs(model, request) -> tuple[list[str], object]:
     return list(request.inputs), list(request.inputs)
 
 
+def named_inputs(model, inputs) -> tuple[list[str], object]:
+    """(display names, raw inputs) from Python objects, by input kind (the API's `predict`).
+
+    Args:
+        inputs: texts or image files (one string is one input); image arrays (N, H, W[, C]);
+            table rows as a DataFrame or a list of dicts of column: value.
+
+    Raises:
+        DataError: no inputs, or inputs of a shape this kind of model does not read.
+    """
+    import pandas as pd
+
+    kind = model.preprocessing["kind"]
+    if isinstance(inputs, (str, Path)):
+        inputs = [inputs]
+    if kind == "tabular":
+        if not isinstance(inputs, pd.DataFrame):
+            rows = list(inputs) if isinstance(inputs, (list, tuple)) else None
+            if not rows or not all(isinstance(row, dict) for row in rows):
+                raise DataError("table models read rows: pass a DataFrame, or a list of dicts of "
+                                "column: value (one per row)")
+            inputs = pd.DataFrame(rows)
+        if inputs.empty:
+            raise DataError("the table holds no rows; pass at least one row to classify")
+        return [f"row {index}" for index in inputs.index], inputs.reset_index(drop=True)
+    if isinstance(inputs, np.ndarray) and inputs.dtype.kind in "fiu":  # image arrays
+        return [f"image {index}" for index in range(len(inputs))], inputs
+    raw = [str(item) if isinstance(item, Path) else item for item in inputs]
+    if not raw or not all(isinstance(item, str) for item in raw):
+        raise DataError("give inputs to classify: a list of texts or image files (or image "
+                        "arrays for image models)")
+    return list(raw), raw
+
+
+def classify(model, raw) -> np.ndarray:
+    """Class probabilities (N, classes) of a loaded model for raw inputs, 32 at a time."""
+    from dlkeras.data.raw import RawInputs
+
+    convert = RawInputs(model.preprocessing, model.folder)
+    batches = []
+    for start in range(0, len(raw), 32):
+        chunk = raw.iloc[start : start + 32] if hasattr(raw, "iloc") else raw[start : start + 32]
+        batches.append(np.asarray(model.predict(convert(chunk)), dtype=np.float64))
+    return np.concatenate(batches)
+
+
+def predictions(model, inputs):
+    """The predicted class per input, as a DataFrame: the predict command's CSV columns (input,
+    label, probability), then the probability of every class."""
+    import pandas as pd
+
+    names, raw = named_inputs(model, inputs)
+    probabilities = classify(model, raw)
+    classes = model.preprocessing["class_names"]
+    best = probabilities.argmax(axis=1)
+    frame = pd.DataFrame({"input": names, "label": [classes[i] for i in best],
+                          "probability": probabilities[np.arange(len(best)), best]})
+    # concatenated, not merged by name: a class called "label" keeps its own column
+    return pd.concat([frame, pd.DataFrame(probabilities, columns=list(classes))], axis=1)
+
+
 def predict_raw(model, request) -> tuple[str, str]:
     """Top classes per raw input, batch by batch; returns (printed text, CSV).
 
@@ -249,15 +313,8 @@ def predict_raw(model, request) -> tuple[str, str]:
         model: a loaded model (`predict`, `preprocessing`, `folder`, `name`).
         request: `inputs`, `input`, `column` and `top` (classes shown per input).
     """
-    from dlkeras.data.raw import RawInputs
-
     names, raw = raw_inputs(model, request)
-    convert = RawInputs(model.preprocessing, model.folder)
-    batches = []
-    for start in range(0, len(names), 32):
-        chunk = raw.iloc[start : start + 32] if hasattr(raw, "iloc") else raw[start : start + 32]
-        batches.append(np.asarray(model.predict(convert(chunk)), dtype=np.float64))
-    probabilities = np.concatenate(batches)
+    probabilities = classify(model, raw)
     classes = model.preprocessing["class_names"]
     lines, rows = [f"{model.name}: {len(names)} input(s)"], ["input,label,probability"]
     for name, row in zip(names, probabilities):

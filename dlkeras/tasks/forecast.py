@@ -12,7 +12,8 @@ that beats the network on validation becomes the run's served model.
 
 MAPE skips forecasts whose actual value is zero (a closed day has no percentage error) and the
 report says how many it skipped. Files: metrics.json, report/summary.md,
-report/test_forecasts.csv, report/predictions.png, report/residuals.png, report/curves.png.
+report/test_forecasts.csv, report/predictions.png, report/residuals.png, report/curves.png,
+and report/index.html with all of them on one page.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 
 from dlkeras.io import write_json_atomic, write_text_atomic
 from dlkeras.runs import RunDir, read_history
-from dlkeras.tasks import diagnoses, forecast_choice
+from dlkeras.tasks import diagnoses, forecast_choice, html_report
 from dlkeras.tasks.forecast_baselines import fit_baselines
 from dlkeras.tasks.forecast_features import BaselineInputs
 
@@ -159,6 +160,7 @@ def report(model, datasets, recipe, run_dir: RunDir, training: dict) -> dict:
         plot_history(read_history(run_dir.history_csv), run_dir.report_dir / "curves.png")
     result["summary"] = summary_table(result) + diagnoses.render(result["diagnoses"])
     write_text_atomic(run_dir.report_dir / "summary.md", result["summary"])
+    html_report.write_html_report(run_dir)  # last: it reads every file written above
     return result
 
 

@@ -1,4 +1,5 @@
-"""Forecasts from raw days for the predict command: the run's network, or the baseline it kept.
+"""Forecasts from raw days for the predict command and the Python API: the run's network, or
+the baseline it kept.
 
 A run trained with `train.keep_best_of_baselines` whose best validation forecaster was a
 baseline keeps that baseline's parameters in `kept_baseline.json`; `predict --run` serves it.
@@ -8,6 +9,7 @@ Exported artifacts hold the network.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 
@@ -32,8 +34,13 @@ def forecast_with(kept: dict, window, target: str) -> np.ndarray:
     return restore(kept["state"])(windows)[0]
 
 
-def latest_days(preprocessing: dict, input_path):
-    """The latest `input_days` days (original units), from `input_path` or the run itself."""
+def latest_days(preprocessing: dict, source):
+    """The latest `input_days` days (original units) of `source`, or of the run itself.
+
+    Args:
+        source: a CSV/Parquet file or a DataFrame of recent days with the training data's date,
+            target and covariate columns; None for the days saved in the preprocessing.
+    """
     import sys
 
     import pandas as pd
@@ -42,36 +49,40 @@ def latest_days(preprocessing: dict, input_path):
 
     days = preprocessing["input_days"]
     columns = list(preprocessing["scaler"])
-    if input_path is None:
+    if source is None:
         latest = preprocessing["latest"]
         index = pd.DatetimeIndex(pd.to_datetime(latest["dates"]), name="date")
         return pd.DataFrame({c: latest[c] for c in columns}, index=index)
+    if isinstance(source, pd.DataFrame):
+        frame, where = source, "the recent days"
+    elif isinstance(source, (str, Path)):
+        frame, where = sources.load_table(source), str(source)
+    else:
+        raise DataError(f"recent days come as a DataFrame or a CSV/Parquet file, not a "
+                        f"{type(source).__name__}; pass None for the model's own latest days")
     notes: list[str] = []
-    series = timeseries.prepare_series(sources.load_table(input_path), preprocessing,
-                                       str(input_path), notes)
+    series = timeseries.prepare_series(frame, preprocessing, where, notes)
     for note in notes:
         print(f"input: {note}", file=sys.stderr)
     if len(series) < days:
         raise DataError(
-            f"{input_path}: the model forecasts from {days} consecutive days but the file "
+            f"{where}: the model forecasts from {days} consecutive days but the input "
             f"covers {len(series)}; provide at least {days} days"
         )
     return series.iloc[-days:]
 
 
-def predict_raw(model, request) -> tuple[str, str]:
-    """Forecasts the `horizon_days` after the latest input day; returns (printed text, CSV).
+def forecast(model, window):
+    """The `horizon_days` after `window` as a DataFrame: the predict command's CSV columns (date,
+    the target, and the interval bounds where the run measured them).
 
-    Args:
-        model: a loaded model (`predict`, `preprocessing`, `name`).
-        request: `input`, a CSV/Parquet of recent days, or None for the run's own latest days.
+    The run's kept baseline answers when it has one; `frame.attrs["model"]` names what answered.
     """
     import pandas as pd
 
     from dlkeras.data import timeseries
 
     preprocessing = model.preprocessing
-    window = latest_days(preprocessing, request.input)
     target = preprocessing["target_column"]
     kept = kept_baseline(model)
     if kept:
@@ -81,23 +92,42 @@ def predict_raw(model, request) -> tuple[str, str]:
         mean, std = preprocessing["scaler"][target]
         name, values = model.name, model.predict(features)[0] * std + mean
     dates = pd.date_range(window.index[-1] + pd.Timedelta(days=1), periods=len(values), freq="D")
+    frame = pd.DataFrame({"date": dates, target: np.asarray(values, dtype=np.float64)})
     bounds = interval_bounds(model, values)
-    header, columns = f"{'date':<12}{'weekday':<9}{target:>12}", ["date", target]
-    rows = [[v] for v in values]
     if bounds is not None:
         low, high, label = bounds
-        header += f"{'low ' + label:>12}{'high ' + label:>12}"
-        columns += [f"low_{label}", f"high_{label}"]
-        rows = [[v, lo, hi] for v, lo, hi in zip(values, low, high)]
+        frame[f"low_{label}"], frame[f"high_{label}"] = low, high
+    frame.attrs["model"] = name
+    return frame
+
+
+def predictions(model, source=None):
+    """The forecast after the latest days of `source` (see `latest_days`), as in `forecast`."""
+    return forecast(model, latest_days(model.preprocessing, source))
+
+
+def predict_raw(model, request) -> tuple[str, str]:
+    """Forecasts the `horizon_days` after the latest input day; returns (printed text, CSV).
+
+    Args:
+        model: a loaded model (`predict`, `preprocessing`, `name`).
+        request: `input`, a CSV/Parquet of recent days, or None for the run's own latest days.
+    """
+    window = latest_days(model.preprocessing, request.input)
+    frame = forecast(model, window)
+    target = model.preprocessing["target_column"]
+    header = f"{'date':<12}{'weekday':<9}{target:>12}"
+    header += "".join(f"{column.replace('_', ' ', 1):>12}" for column in frame.columns[2:])
+    dates, rows = frame["date"], frame.iloc[:, 1:].to_numpy()
     lines = [
-        f"{name}: {target} for the {len(values)} days after "
+        f"{frame.attrs['model']}: {target} for the {len(frame)} days after "
         f"{window.index[-1].date()}, from the {len(window)} days "
         f"{window.index[0].date()} .. {window.index[-1].date()}",
         header,
         *[f"{str(d.date()):<12}{d.strftime('%a'):<9}" + "".join(f"{v:>12.2f}" for v in row)
           for d, row in zip(dates, rows)],
     ]
-    table = ",".join(columns) + "\n" + "".join(
+    table = ",".join(frame.columns) + "\n" + "".join(
         f"{d.date()}," + ",".join(f"{v:.4f}" for v in row) + "\n" for d, row in zip(dates, rows))
     return "\n".join(lines), table
 

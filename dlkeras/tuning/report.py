@@ -1,4 +1,5 @@
-"""What a search leaves behind: trials table (CSV, markdown), plots (PNG) and the best recipe.
+"""What a search leaves behind: trials table (CSV, markdown), plots (PNG), the two on one HTML
+page, and the best recipe.
 
 Rows are plain dicts (see `search.trial_rows`); nothing here imports Keras.
 """
@@ -13,6 +14,7 @@ from pathlib import Path
 from dlkeras import config
 from dlkeras.io import pyplot, save_figure_atomic, write_json_atomic, write_text_atomic
 from dlkeras.runs import SearchDir
+from dlkeras.tasks import html_report
 from dlkeras.tuning import space as search_space
 
 
@@ -51,8 +53,13 @@ def write(search_dir: SearchDir, recipe: config.Recipe, base: config.Recipe, rec
     if default_score is not None:
         lines[-1] += f" (the recipe's own settings: {default_score:.4f})"
     lines += [f"re-run it: {command}",
-              f"or: python -m dlkeras.train --recipe {search_dir.best_recipe_toml}",
-              f"search directory: {search_dir.path}"]
+              f"or: python -m dlkeras.train --recipe {search_dir.best_recipe_toml}"]
+    html_report.write_page(search_dir.report_html, f"{recipe.name}: hyperparameter search", [
+        ("Trials", html_report.markdown_html("\n".join(lines))),
+        ("Objective per trial", html_report.figure_html(
+            search_dir.trials_plot, "The objective per trial and against each searched value")),
+    ], search_dir.path.name)
+    lines += [f"search directory: {search_dir.path}", f"report: {search_dir.report_html}"]
     return "\n".join(lines)
 
 

@@ -48,3 +48,42 @@ def test_a_validation_pipeline_is_not_sliced(two_processes):
                                     batch_size=4, training=False, seed=0)
     assert not getattr(dataset, pipeline.SLICED)
     assert [len(x) for x, _ in dataset.as_numpy_iterator()] == [4, 2]
+
+
+def test_image_folder_training_batches_are_sliced_before_augmenting(two_processes, tmp_path):
+    import tensorflow as tf
+    from PIL import Image
+
+    from dlkeras import config
+    from dlkeras.data.image_files import make_image_dataset
+
+    paths = []
+    for i in range(12):  # image i is filled with the value 10 * i, so it can be told apart
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(np.full((8, 8, 3), 10 * i, np.uint8)).save(path)
+        paths.append(str(path))
+    data_config = config.apply_overrides(config.load_recipe("effnet_defects"),
+                                         ["data.image_size=8", "data.batch_size=8"]).data
+    def augment(x, y):  # adds the size of the batch augmentation was given to every pixel
+        return x + tf.cast(tf.shape(x)[0], x.dtype) / 255.0, y
+
+    labels = np.eye(2, dtype=np.float32)[np.arange(12) % 2]
+
+    def ids(index):
+        pipeline.set_process_slice(index, 2, 2)
+        dataset = make_image_dataset(paths, labels, data_config, training=True, seed=1,
+                                     augment=augment)
+        assert getattr(dataset, pipeline.SLICED)
+        found = [np.round(x[:, 0, 0, 0] * 255).astype(int) for x, _ in dataset.as_numpy_iterator()]
+        assert all((values % 10 == len(values)).all() for values in found), "augmented whole batches"
+        return [(values // 10).tolist() for values in found]
+
+    first, second = ids(0), ids(1)
+    pipeline.set_process_slice(0, 1, 1)
+    whole = [np.round(x[:, 0, 0, 0] * 255 / 10).astype(int).tolist() for x, _ in make_image_dataset(
+        paths, labels, data_config, training=True, seed=1).as_numpy_iterator()]
+    assert [len(b) for b in first] == [len(b) for b in second] == [4, 2]  # batches of 8 and 4
+    for mine, theirs, batch in zip(first, second, whole):
+        assert sorted(mine + theirs) == sorted(batch) and not set(mine) & set(theirs)
+    validation = make_image_dataset(paths, labels, data_config, training=False, seed=1)
+    assert not getattr(validation, pipeline.SLICED)

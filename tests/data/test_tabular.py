@@ -132,7 +132,8 @@ def test_rows_as_dicts_transform_exactly_as_the_frame_does():
     rows = [{"tenure": 5, "charges": "99.5", "contract": "Year", "senior": False},
             {"tenure": 72.0, "charges": 20.5, "contract": "Weekly", "senior": True},  # unseen category
             {"tenure": "0", "charges": 0, "contract": "Month", "senior": True, "extra": "ignored"}]
-    expected = preprocessor.transform(pd.DataFrame.from_records(rows).astype({"tenure": float, "charges": float}))
+    frame = pd.DataFrame.from_records(rows).astype({"tenure": float, "charges": float})
+    expected = preprocessor.transform(frame)
     got = preprocessor.transform_rows(rows)
     assert got.dtype == np.float32 and got.shape == (3, preprocessor.width)
     np.testing.assert_array_equal(got, expected)

@@ -79,13 +79,3 @@ def test_set_trainable_head_and_top_layers():
     assert len(model.trainable_weights) == 8
     with pytest.raises(ConfigError, match="use 'all', 'head' or 'top:N'"):
         stages.set_trainable(model, "bottom")
-
-
-def test_mixed_precision_is_skipped_on_cpu(capsys):
-    import keras
-
-    from dlkeras.engine.backend import configure_precision
-
-    configure_precision(True)
-    assert "no GPU found" in capsys.readouterr().out
-    assert keras.mixed_precision.global_policy().name == "float32"

@@ -19,7 +19,7 @@ from dlkeras.export import versions
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE = "mlp_churn"
 COMPLETE = ("model.keras", "model.onnx", "labels.json", "preprocessing.json", "export_report.json",
-            "export_summary.md")
+            "export_summary.md", "index.html")
 
 
 def check_published(root: Path) -> list[str]:

@@ -41,7 +41,8 @@ def random_search(tmp_path_factory):
 
 def check_search_outputs(search_dir: SearchDir, trials: int) -> list[dict]:
     for path in (search_dir.trials_csv, search_dir.trials_markdown, search_dir.trials_plot,
-                 search_dir.best_recipe_toml, search_dir.best_json, search_dir.recipe_json):
+                 search_dir.best_recipe_toml, search_dir.best_json, search_dir.recipe_json,
+                 search_dir.report_html):
         assert path.is_file(), path
     rows = read_history(search_dir.trials_csv)
     assert [row["trial"] for row in rows] == [str(i) for i in range(trials)]

@@ -1,0 +1,73 @@
+"""bench/machine.py: the machine description every bench records, and its atomic results file."""
+
+import importlib.util
+import json
+import math
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def machine():
+    # bench/ is a folder of scripts, not a package: load the module from its file
+    spec = importlib.util.spec_from_file_location("bench_machine", ROOT / "bench" / "machine.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_describe_gives_every_field_with_sane_types(machine):
+    described = machine.describe()
+    assert isinstance(described["cpu"], str) and described["cpu"]
+    assert isinstance(described["logical_cores"], int) and described["logical_cores"] >= 1
+    physical = described["physical_cores"]
+    assert physical is None or 1 <= physical <= described["logical_cores"]
+    assert set(described["flags"]) <= set(machine.FLAGS)
+    assert described["memory_gib"] is None or described["memory_gib"] > 0
+    assert isinstance(described["os"], str) and isinstance(described["python"], str)
+    assert set(described["packages"]) == set(machine.PACKAGES)
+    for name, version in described["packages"].items():
+        try:
+            assert version == metadata.version(name)
+        except metadata.PackageNotFoundError:
+            assert version is None
+    assert described["packages"]["numpy"]  # a dependency of every bench: installed here
+    assert described["date"].endswith("+00:00")
+    assert described["git_commit"] is None or len(described["git_commit"]) == 40
+    load = described["load_average"]
+    assert load is None or (len(load) == 3 and all(value >= 0 for value in load))
+    json.dumps(described)
+
+
+def test_summary_is_one_line_naming_cpu_cores_and_date(machine):
+    described = machine.describe()
+    line = machine.summary(described)
+    assert "\n" not in line
+    assert line.startswith(described["cpu"])
+    assert f"{described['logical_cores']} cores" in line and described["date"][:10] in line
+
+
+def test_write_results_writes_the_machine_command_and_results(machine, tmp_path):
+    described = machine.describe()
+    path = machine.write_results("demo", {"tensorflow": {"seconds": [1.0, 1.5], "ratio": math.nan}},
+                                 path=tmp_path / "demo.json", machine=described,
+                                 command=["bench/demo.py", "--rounds", "1"])
+    written = json.loads(path.read_text())
+    assert written["machine"] == described and written["date"] == described["date"]
+    assert written["command"] == ["bench/demo.py", "--rounds", "1"]
+    assert written["results"] == {"tensorflow": {"seconds": [1.0, 1.5], "ratio": None}}
+    assert [p.name for p in tmp_path.iterdir()] == ["demo.json"]
+
+
+def test_a_table_that_is_not_json_keeps_the_previous_file_and_leaves_no_temp(machine, tmp_path):
+    path = tmp_path / "demo.json"
+    machine.write_results("demo", {"first": 1}, path=path)
+    before = path.read_text()
+    with pytest.raises(TypeError):
+        machine.write_results("demo", {"second": object()}, path=path)
+    assert path.read_text() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["demo.json"]
