@@ -21,7 +21,6 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -117,16 +116,11 @@ def write_results(name: str, results, *, path: Path | None = None, machine: dict
                 "results": _finite(results)}
     text = json.dumps(document, indent=2, allow_nan=False) + "\n"
     path = Path(path) if path is not None else RESULTS / f"{name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from dlkeras.io import write_text_atomic  # light: no deep-learning package behind it
+
+    write_text_atomic(path, text)
     return path
 
 
