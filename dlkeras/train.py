@@ -78,13 +78,16 @@ def run(args) -> int:
         return 0
     if args.preflight and not preflight(recipe):
         return 1
+    from dlkeras import progress
     from dlkeras.engine.run import train_recipe
 
+    progress.reset_steps()
     run_dir, report = train_recipe(recipe, args.out, args.resume)
     print("\n" + report["summary"])
     print(f"run directory: {run_dir.path}")
     if run_dir.report_html.is_file():  # a run finished by an older dlkeras may have none
         print(f"report: {run_dir.report_html}")
+    progress.print_step_table()
     return 0
 
 

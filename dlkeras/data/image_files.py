@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dlkeras import progress
 from dlkeras.data import (
     Datasets,
     checks,
@@ -170,7 +171,7 @@ def scan(paths, labels, converted_dir: Path):
         (paths, labels, [(path, reason)] skipped, {"rgb": n, "copies": n} converted).
     """
     usable_paths, keep, skipped, converted = [], [], [], {"rgb": 0, "copies": 0}
-    for index, path in enumerate(paths):
+    for index, path in enumerate(progress.track(paths, len(paths), "checking image files")):
         usable, reason = check_image(Path(path), converted_dir, converted)
         if usable is None:
             skipped.append((str(path), reason))

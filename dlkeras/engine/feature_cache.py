@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dlkeras import progress
 from dlkeras.data import pipeline
 from dlkeras.engine import distribution
 from dlkeras.engine.distribution import predict_batches
@@ -61,13 +62,14 @@ def extract(model, datasets, batch_size: int, augment: bool) -> Features:
         if (name == "train" and augment) or distribution.processes() > 1:
             x[name], y[name] = _from_raw(backbone, datasets, name, batch_size)
         else:
-            x[name], y[name] = _from_pipeline(backbone, getattr(datasets, name))
+            x[name], y[name] = _from_pipeline(backbone, getattr(datasets, name),
+                                              len(datasets.splits[name].y), f"backbone features of {name}")
     print(f"backbone features of width {x['train'].shape[1]} in {time.perf_counter() - started:.1f} s",
           flush=True)
     return Features(x, y)
 
 
-def _from_pipeline(backbone, dataset) -> tuple[np.ndarray, np.ndarray]:
+def _from_pipeline(backbone, dataset, total: int, what: str) -> tuple[np.ndarray, np.ndarray]:
     labels = []
 
     def inputs():
@@ -75,7 +77,7 @@ def _from_pipeline(backbone, dataset) -> tuple[np.ndarray, np.ndarray]:
             labels.append(np.argmax(targets, axis=-1) if np.ndim(targets) > 1 else targets)
             yield batch_inputs
 
-    features = predict_batches(backbone, inputs())
+    features = predict_batches(backbone, progress.track(inputs(), total, what, size=progress.rows_in))
     return (np.concatenate(features).astype(np.float32, copy=False),
             np.concatenate(labels).astype(np.int64))
 
@@ -87,10 +89,12 @@ def _from_raw(backbone, datasets, name: str, batch_size: int) -> tuple[np.ndarra
     raw = datasets.splits[name].raw
     mine = distribution.own_rows(len(raw))
     predict = distribution.local_predictor(backbone)
+    batches = [slice(start, min(start + batch_size, mine.stop))
+               for start in range(mine.start, mine.stop, batch_size)]
     features = [np.asarray(predict(convert(raw.iloc[rows] if hasattr(raw, "iloc") else raw[rows])),
                            dtype=np.float32)
-                for rows in (slice(start, min(start + batch_size, mine.stop))
-                             for start in range(mine.start, mine.stop, batch_size))]
+                for rows in progress.track(batches, mine.stop - mine.start, f"backbone features of {name}",
+                                           size=lambda rows: rows.stop - rows.start)]
     local = np.concatenate(features) if features else \
         np.zeros((0, *[d or 0 for d in backbone.output_shape[1:]]), np.float32)
     return (distribution.gather_rows(local, len(raw)),

@@ -10,7 +10,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from dlkeras import config
+from dlkeras import config, progress
 from dlkeras.io import save_model_atomic, write_json_atomic
 from dlkeras.runs import RunDir
 
@@ -82,9 +82,10 @@ def _train(recipe: config.Recipe, out: Path, resume, clock, replicas, chosen,
     from dlkeras import data, models, tasks
     from dlkeras.engine import distribution, precision, stages
 
-    datasets = data.build(recipe.data, recipe.train.seed, preset=recipe.model.preset)
-    describe_data(datasets.info)
-    with distribution.replica_scope():  # before the run directory: no dead runs
+    with progress.step("data"):
+        datasets = data.build(recipe.data, recipe.train.seed, preset=recipe.model.preset)
+        describe_data(datasets.info)
+    with progress.step("model"), distribution.replica_scope():  # before the run directory: no dead runs
         model, fitted = precision.fit_to_model(models.build(recipe.model, datasets.info), chosen,
                                                lambda: models.build(recipe.model, datasets.info))
     if fitted != chosen:
@@ -101,7 +102,8 @@ def _train(recipe: config.Recipe, out: Path, resume, clock, replicas, chosen,
         "task": recipe.task, "class_names": list(datasets.info.class_names),
         **datasets.info.preprocessing,
     })
-    training, features, recipe = decide_from_validation(model, recipe, datasets, run_dir)
+    with progress.step("linear probe"):
+        training, features, recipe = decide_from_validation(model, recipe, datasets, run_dir)
     if recipe.train.keep_stage == "best" and probe_is_perfect(training,
                                                               len(datasets.splits["val"].y)):
         print("the linear probe is already perfect on validation, where no stage could score "
@@ -113,15 +115,17 @@ def _train(recipe: config.Recipe, out: Path, resume, clock, replicas, chosen,
                                                         features, clock)
         if recipe.train.time_budget_minutes:
             training["stage_lengths"] = run_dir.stage_plans()
-        training.update(stages.keep_best_stage(model, recipe, datasets, run_dir,
-                                               training.get("candidates", []), features))
+        with progress.step("choosing the stage to keep"):
+            training.update(stages.keep_best_stage(model, recipe, datasets, run_dir,
+                                                   training.get("candidates", []), features))
     model = precision.as_float32(model)  # what predict, export and the report see
     save_model_atomic(model, run_dir.model_file)
     if replicas.processes > 1:
         agree = distribution.weights_agree(model)
         print(f"weights identical on all {replicas.processes} processes: {agree}")
         run_dir.record_environment(distribution={**replicas.to_json(), "weights_identical": agree})
-    report = tasks.get(recipe.task).report(model, datasets, recipe, run_dir, training)
+    with progress.step("report"):
+        report = tasks.get(recipe.task).report(model, datasets, recipe, run_dir, training)
     finish(run_dir, recipe)
     return run_dir, report
 

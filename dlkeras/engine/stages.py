@@ -12,7 +12,7 @@ import sys
 import time
 from typing import NamedTuple
 
-from dlkeras import config
+from dlkeras import config, progress
 from dlkeras.errors import ConfigError, RunError
 from dlkeras.io import save_model_atomic
 from dlkeras.models.structure import containers, in_head, leaf_layers
@@ -97,6 +97,7 @@ def train_stages(model, recipe: config.Recipe, datasets, run_dir: RunDir,
                 best_so_far,
             )
         seconds[stage.name] = round(time.perf_counter() - started, 2)
+        progress.record(f"stage {stage.name}", seconds[stage.name])
         save_model_atomic(model, run_dir.stage_weights(stage.name), weights_only=True)
         run_dir.mark_stage_finished(stage.name)
     return seconds

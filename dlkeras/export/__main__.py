@@ -54,8 +54,10 @@ def main(argv=None) -> int:
 
 def run(args) -> int:
     """Export each chosen run; 1 when any artifact failed the parity gate."""
+    from dlkeras import progress
     from dlkeras.export.run import export_run
 
+    progress.reset_steps()
     formats = None
     if args.formats:
         formats = check_formats([f.strip() for f in args.formats.split(",") if f.strip()])
@@ -65,6 +67,7 @@ def run(args) -> int:
         print(Path(report["folder"], "export_summary.md").read_text())
         print(f"written: {report['folder']}")
         failed += not report["passed"]
+    progress.print_step_table()
     return 1 if failed else 0
 
 

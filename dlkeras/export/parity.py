@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlkeras import tasks
+from dlkeras import progress, tasks
 from dlkeras.export.formats import FORMATS
 
 FLOAT_TOLERANCE = 1e-5  # max |difference| of output probabilities / forecasts
 
 
-def test_batches(datasets, preprocessing: dict, folder, batch_size: int, limit: int = 0):
+def test_batches(datasets, preprocessing: dict, folder, batch_size: int, limit: int = 0,
+                 what: str = "preparing test examples"):
     """(model inputs, true labels) per batch of the test split, built from raw inputs."""
     from dlkeras.data.raw import RawInputs
 
@@ -32,7 +33,9 @@ def test_batches(datasets, preprocessing: dict, folder, batch_size: int, limit: 
     if limit and limit < len(chosen):  # evenly spread, so every class keeps its share
         chosen = np.unique(np.linspace(0, len(chosen) - 1, limit).round().astype(int))
     batches = []
-    for start in range(0, len(chosen), batch_size):
+    starts = range(0, len(chosen), batch_size)
+    for start in progress.track(starts, len(chosen), what,
+                                size=lambda start: min(batch_size, len(chosen) - start)):
         index = chosen[start : start + batch_size]
         if preprocessing["kind"] == "timeseries":  # windows are already model inputs
             inputs = test.x[index]
@@ -43,8 +46,11 @@ def test_batches(datasets, preprocessing: dict, folder, batch_size: int, limit: 
     return batches
 
 
-def run(predict, batches) -> np.ndarray:
-    return np.concatenate([np.asarray(predict(x), dtype=np.float64) for x, _ in batches])
+def run(predict, batches, what: str = "parity check") -> np.ndarray:
+    """The outputs of `predict` for every batch of `test_batches`, in order."""
+    examples = sum(len(y) for _, y in batches)
+    return np.concatenate([np.asarray(predict(x), dtype=np.float64)
+                           for x, _ in progress.track(batches, examples, what, size=lambda b: len(b[1]))])
 
 
 def task_metrics(task: str, outputs: np.ndarray, truth: np.ndarray) -> dict:

@@ -15,6 +15,7 @@ import shutil
 import time
 from pathlib import Path
 
+from dlkeras import progress
 from dlkeras.errors import ConfigError, RunError
 from dlkeras.export import versions
 from dlkeras.export.formats import FORMATS, KERAS, Conversion, check_formats
@@ -50,7 +51,8 @@ def export_run(run_path: Path, formats=None, out: Path = Path("saved_models"),
                        "(it reloads model.keras under the TensorFlow backend whatever trained it)")
     run_dir, recipe = RunDir.load_finished(run_path)
     chosen = check_formats(recipe.export.formats if formats is None else formats)
-    model = load_inference_model(run_dir.model_file)
+    with progress.step("load"):
+        model = load_inference_model(run_dir.model_file)
     check_supported(model, chosen)
     with versions.claim(Path(out) / recipe.name) as claim:  # removed again unless published
         report = _export_into(claim.folder, run_dir, recipe, model, chosen, parity_limit,
@@ -81,27 +83,34 @@ def _export_into(folder: Path, run_dir: RunDir, recipe, model, chosen: list[str]
     from dlkeras import data
     from dlkeras.export import latency, parity, runtimes
 
-    preprocessing = copy_preprocessing(run_dir, folder)
-    shutil.copy2(run_dir.model_file, folder / KERAS.file_name)
-    datasets = data.build(recipe.data, recipe.train.seed, preset=recipe.model.preset)
-    batches = parity.test_batches(datasets, preprocessing, folder, batch_size=32, limit=parity_limit)
+    with progress.step("data"):
+        preprocessing = copy_preprocessing(run_dir, folder)
+        shutil.copy2(run_dir.model_file, folder / KERAS.file_name)
+        datasets = data.build(recipe.data, recipe.train.seed, preset=recipe.model.preset)
+        batches = parity.test_batches(datasets, preprocessing, folder, batch_size=32, limit=parity_limit)
     artifacts, seconds = {}, {}
     for name in chosen:
         started = time.perf_counter()
-        artifacts[name] = convert(name, model, folder, datasets, preprocessing)
+        with progress.step(f"convert {name}"):
+            artifacts[name] = convert(name, model, folder, datasets, preprocessing)
         seconds[name] = round(time.perf_counter() - started, 2)
-    reference = parity.run(lambda x: model.predict_on_batch(x), batches)
+    with progress.step("gate: keras reference"):
+        reference = parity.run(lambda x: model.predict_on_batch(x), batches, "parity check: keras")
     truth = np.concatenate([y for _, y in batches])
     checks, contenders = {}, latency.keras_contenders(model)
     for name in chosen:
         path = folder / FORMATS[name].file_name
-        contenders[name] = runtimes.load(name, path)
-        checks[name] = parity.check(name, recipe.task, parity.run(contenders[name], batches), reference,
-                                    truth)
+        with progress.step(f"gate: {name}"):
+            contenders[name] = runtimes.load(name, path)
+            checks[name] = parity.check(name, recipe.task,
+                                        parity.run(contenders[name], batches, f"parity check: {name}"),
+                                        reference, truth)
         checks[name].update(artifacts[name], convert_seconds=seconds[name], size_bytes=size_of(path))
-    singles = [x for x, _ in parity.test_batches(datasets, preprocessing, folder, batch_size=1,
-                                                  limit=latency.SINGLE_EXAMPLES)]
-    timings = latency.measure(contenders, batches[0][0], latency_seconds, singles)
+    with progress.step("latency"):
+        singles = [x for x, _ in parity.test_batches(datasets, preprocessing, folder, batch_size=1,
+                                                      limit=latency.SINGLE_EXAMPLES,
+                                                      what="preparing latency examples")]
+        timings = latency.measure(contenders, batches[0][0], latency_seconds, singles)
     return {
         "recipe": recipe.name,
         "run": str(run_dir.path),

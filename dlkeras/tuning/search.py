@@ -25,7 +25,7 @@ from concurrent.futures.process import BrokenProcessPool
 import grpc
 import keras_tuner
 
-from dlkeras import config
+from dlkeras import config, progress
 from dlkeras.errors import DlkerasError, RunError
 from dlkeras.io import write_json_atomic
 from dlkeras.runs import SearchDir
@@ -71,8 +71,9 @@ class RecipeTrials:
     """Tuner mixin: a trial is a TrialTask run by the TrialRunner, recorded in trials/<id>.json."""
 
     def __init__(self, *args, search_dir: SearchDir, recipe: config.Recipe, runner: TrialRunner,
-                 **kwargs):
+                 trials_planned: int = 0, **kwargs):
         self.search_dir = search_dir
+        self.trials_planned = trials_planned
         self.recipe = recipe
         self.runner = runner
         self.last_failure = ""  # a worker's: the chief's oracle does not keep trials' messages
@@ -135,6 +136,7 @@ class RecipeTrials:
         hparams.write_trial(self.search_dir, self.recipe.tune, trial.trial_id, hp, record,
                             scores[self.recipe.tune.objective])
         print(describe_trial(record, self.recipe.tune), flush=True)
+        print(trials_progress(self.search_dir, self.trials_planned), flush=True)
         return scores
 
 
@@ -197,6 +199,7 @@ def build_tuner(kind: str, recipe: config.Recipe, search_dir: SearchDir, trials:
         "search_dir": search_dir,
         "recipe": recipe,
         "runner": runner,
+        "trials_planned": trials,
     }
     if kind == "hyperband":
         tuner = Hyperband(max_epochs=search_space.max_epochs(recipe),
@@ -235,7 +238,7 @@ def search(kind: str, recipe: config.Recipe, search_dir: SearchDir, trials: int,
         with open(search_dir.tuner_log, "a", encoding="utf-8") as log, \
                 contextlib.redirect_stderr(log):
             cluster.run_search(tuner, role, search_dir, trials,
-                               trial_announcer(search_dir, recipe))
+                               trial_announcer(search_dir, recipe, trials))
     except keras_tuner.errors.FatalError as error:
         if isinstance(error.__cause__, DlkerasError):
             raise error.__cause__ from None
@@ -272,12 +275,13 @@ def failures_error(message: str, search_dir: SearchDir, worker: bool = False) ->
         f"Narrow tune.space (e.g. lower the high bound of train.learning_rate); each {where}")
 
 
-def trial_announcer(search_dir: SearchDir, recipe: config.Recipe):
+def trial_announcer(search_dir: SearchDir, recipe: config.Recipe, trials: int = 0):
     """For a chief: prints an ended trial's line from the record its worker wrote."""
     def announce(trial_id: str) -> None:
         path = search_dir.trial_json(trial_id)
         if path.is_file():
             print(describe_trial(json.loads(path.read_text()), recipe.tune), flush=True)
+            print(trials_progress(search_dir, trials), flush=True)
         else:
             print(f"trial {trial_id} failed; its traceback is in {search_dir.tuner_log}", flush=True)
     return announce
@@ -323,6 +327,17 @@ def trial_rows(tuner, search_dir: SearchDir, recipe: config.Recipe) -> list[dict
             "rss_mb": record.get("rss_mb"),
         })
     return rows
+
+
+def trials_progress(search_dir: SearchDir, planned: int) -> str:
+    """Trials ended of those planned, and the time left at their mean length so far.
+
+    Counted from the trials' records, so trials of earlier runs of a resumed search and those
+    of other workers count too.
+    """
+    records = [path for path in search_dir.trial_json("0").parent.glob("*.json") if path.stem.isdigit()]
+    seconds = sum(json.loads(path.read_text()).get("seconds", 0.0) for path in records)
+    return progress.describe("trials ended", len(records), planned, seconds)
 
 
 def describe_trial(record: dict, tune: config.TuneConfig) -> str:

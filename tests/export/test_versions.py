@@ -134,6 +134,6 @@ def test_two_exports_started_together_get_their_own_versions(smoke_run, tmp_path
     for i, process in enumerate(exports):
         assert process.wait(timeout=300) == 0, (tmp_path / f"export{i}.log").read_text()[-3000:]
     assert check_published(root) == ["1", "2"] and partials(root) == []
-    written = sorted((tmp_path / f"export{i}.log").read_text().split("written: ")[-1].strip()
+    written = sorted((tmp_path / f"export{i}.log").read_text().split("written: ")[-1].splitlines()[0]
                      for i in range(2))
     assert written == [str(root / "1"), str(root / "2")]
