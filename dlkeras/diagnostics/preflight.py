@@ -34,6 +34,7 @@ def run_checks(recipe: config.Recipe, folder: Path | None, names=CHECKS) -> list
 
     from dlkeras import data, models
     from dlkeras.diagnostics import data_summary, learnability
+    from dlkeras.engine import precision
 
     wanted = [name for name in CHECKS if name in names]
     keras.utils.set_random_seed(recipe.train.seed)
@@ -44,7 +45,9 @@ def run_checks(recipe: config.Recipe, folder: Path | None, names=CHECKS) -> list
     labels = (_timed(learnability.check, recipe, datasets)
               if {"labels", "overfit"} & set(wanted) else None)
     results = [r for r, name in ((summary, "data"), (labels, "labels")) if name in wanted]
-    session = _Session(recipe, models.build(recipe.model, datasets.info), datasets, folder)
+    model = precision.build_fitted(lambda: models.build(recipe.model, datasets.info),
+                                   recipe.train.precision)
+    session = _Session(recipe, model, datasets, folder)
     unrelated = labels is not None and labels.status == "fail"
     for name in wanted:
         if name in STEPS:

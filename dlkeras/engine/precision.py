@@ -3,7 +3,8 @@
     auto             mixed_float16 on a GPU; on a CPU with native bfloat16 (avx512_bf16 or AMX),
                      mixed_bfloat16 when a short matrix-multiply probe on the active backend runs
                      at least `MIN_SPEEDUP` times float32's speed and the model has at least
-                     `MIN_BF16_WEIGHTS` weights (`fit_to_model`); float32 everywhere else
+                     `MIN_BF16_WEIGHTS` weights (`fit_to_model`, `build_fitted` for a search's
+                     trials and the checks); float32 everywhere else
     float32          always
     mixed_bfloat16   bfloat16 compute, float32 weights (fast only where the CPU has bf16 units)
     mixed_float16    float16 compute with loss scaling (GPUs; very slow on CPUs)
@@ -122,6 +123,20 @@ def fit_to_model(model, choice: Choice, rebuild: Callable[[], object]):
                     f"for bfloat16 to pay (under {MIN_BF16_WEIGHTS:,}), although the probe favoured "
                     "it", choice.probe)
     return rebuild(), choice
+
+
+def build_fitted(build: Callable[[], object], requested: str):
+    """`build()` under the global policy; under `auto`, a model too small for bfloat16 is built
+    again in float32 (`fit_to_model`). The global policy is left as it was, for the next model
+    (a search's next trial may be larger)."""
+    import keras
+
+    policy = keras.mixed_precision.global_policy().name
+    try:
+        model, _ = fit_to_model(build(), Choice(policy, requested, ""), build)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+    return model
 
 
 def native_bf16(flags: set[str] | None = None) -> bool:

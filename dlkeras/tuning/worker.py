@@ -23,7 +23,7 @@ import keras
 import keras_tuner
 
 from dlkeras import config, data, models
-from dlkeras.engine import callbacks, run, stages
+from dlkeras.engine import callbacks, precision, run, stages
 from dlkeras.errors import RunError
 from dlkeras.io import save_model_atomic
 
@@ -89,7 +89,8 @@ def run_task(task: TrialTask) -> dict:
     recipe = task.recipe
     keras.utils.set_random_seed(recipe.train.seed)
     datasets = CACHE.get(recipe)
-    model = models.build(recipe.model, datasets.info)
+    model = precision.build_fitted(lambda: models.build(recipe.model, datasets.info),
+                                   recipe.train.precision)
     if task.load_weights:
         try:
             model.load_weights(task.load_weights)

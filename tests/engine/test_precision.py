@@ -179,3 +179,22 @@ def test_augmentation_stays_float32_under_a_mixed_policy():
     augmented, mixed = tf.function(photo)(images, labels)  # as the tf.data pipeline traces it
     assert augmented.dtype == tf.float32 and mixed.dtype == tf.float32
     assert tf.function(geometric)(images).dtype == tf.float32
+
+
+def test_a_search_trial_too_small_for_bfloat16_is_built_in_float32_and_the_policy_stays():
+    import keras
+
+    def small():
+        return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+
+    def large():
+        return keras.Sequential([keras.Input((400,)), keras.layers.Dense(400)])
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        assert precision.build_fitted(small, "auto").layers[0].compute_dtype == "float32"
+        assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"  # for the next trial
+        assert precision.build_fitted(large, "auto").layers[0].compute_dtype == "bfloat16"
+        assert precision.build_fitted(small, "mixed_bfloat16").layers[0].compute_dtype == "bfloat16"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
