@@ -32,3 +32,12 @@ def write_customers_csv(path, rows: int = 120, seed: int = 0, noise: float = 0.0
                   "churn": np.where(tenure + rng.normal(0, noise, rows) < 25, "yes", "no")}
                  ).to_csv(path, index=False)
     return path
+
+
+FAMILIES = {  # recipe -> what its raw inputs are
+    "mlp_churn": "table rows",
+    "cnn_digits": "image arrays",
+    "bert_tickets": "texts",
+    "lstm_sales": "day windows",
+    "effnet_defects": "image files",
+}

@@ -32,12 +32,15 @@ class DataKind:
         sources: the bundled data sets `data.source` may name.
         raw_inputs: whether `raw.RawInputs` converts raw inputs of this kind (forecasts read
             raw days through their task instead).
+        signature_module: defines `build_raw_signature(preprocessing, folder)`, the exported
+            SavedModel's raw-input signature (`raw_graph`); "" when `module` does.
     """
 
     module: str
     tasks: tuple[str, ...]
     sources: tuple[str, ...]
     raw_inputs: bool = True
+    signature_module: str = ""
 
 
 TABLES = tuple(sources.BUNDLED_TABLES)
@@ -47,7 +50,8 @@ KINDS = {
     "image_folder": DataKind("dlkeras.data.image_files", ("classification",),
                              sources.BUNDLED_IMAGE_FOLDERS),
     "text": DataKind("dlkeras.data.text", ("classification",), TABLES),
-    "timeseries": DataKind("dlkeras.data.timeseries", ("forecast",), TABLES, raw_inputs=False),
+    "timeseries": DataKind("dlkeras.data.timeseries", ("forecast",), TABLES, raw_inputs=False,
+                           signature_module="dlkeras.data.timeseries_graph"),
 }
 
 

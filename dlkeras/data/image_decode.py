@@ -106,6 +106,16 @@ def load_image_file(path, channels: int, size: tuple[int, int]) -> np.ndarray:
         DataError: the file does not exist or is not a readable image (corrupt, truncated, a
             decompression bomb); the message names it.
     """
+    return decode_image(encoded_image_file(path), channels, tuple(size)).numpy()
+
+
+def encoded_image_file(path) -> bytes:
+    """The bytes of one image file that `decode_image` reads: the file itself, or an RGB PNG of
+    it when TensorFlow cannot decode it (`needs_conversion`), after checking it like training.
+
+    Raises:
+        DataError: the file does not exist or is not a readable image; the message names it.
+    """
     path = Path(path)
     image, reason = open_image(path)
     if image is None:
@@ -115,10 +125,44 @@ def load_image_file(path, channels: int, size: tuple[int, int]) -> np.ndarray:
         if needs_conversion(path, image):
             buffer = io.BytesIO()
             image.convert("RGB").save(buffer, format="PNG")
-            contents = buffer.getvalue()
-        else:
-            contents = path.read_bytes()
-    return decode_image(contents, channels, tuple(size)).numpy()
+            return buffer.getvalue()
+    return path.read_bytes()
+
+
+def build_bytes_signature(preprocessing: dict, channels: int, size: tuple[int, int], scale: float,
+                          encode):
+    """The raw-input signature of image classifiers: encoded images (`image_bytes`: what
+    `tf.io.decode_image` reads, such as JPEG, PNG, GIF, BMP) decoded and resized in the graph
+    by `decode_image`, as training did, then divided by `scale`.
+
+    Args:
+        preprocessing: the run's `preprocessing.json` (its class names).
+        encode: one raw test input (a file path or an image array) -> its encoded bytes, for the
+            parity gate's feed.
+    """
+    import tensorflow as tf
+
+    from dlkeras.data import raw_graph
+
+    def decode_one(contents):
+        return decode_image(contents, channels, size)
+
+    def model_inputs(raw):
+        images = tf.map_fn(decode_one, raw["image_bytes"],
+                           fn_output_signature=tf.TensorSpec([*size, channels], tf.uint8))
+        return tf.cast(images, tf.float32) / scale
+
+    def feed(split, index):
+        return {"image_bytes": np.array([encode(item) for item in raw_graph.pick(split.raw, index)],
+                                        dtype=object)}
+
+    return raw_graph.RawSignature(
+        spec={"image_bytes": tf.TensorSpec([None], tf.string, name="image_bytes")},
+        model_inputs=model_inputs,
+        outputs=raw_graph.classification_outputs(preprocessing["class_names"]),
+        feed=feed,
+        comparable=raw_graph.probabilities,
+    )
 
 
 def _bomb(pixels: str) -> str:

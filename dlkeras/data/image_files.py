@@ -251,3 +251,16 @@ def make_image_dataset(paths, labels, config, training: bool, seed: int, augment
     dataset = dataset.prefetch(pipeline.parallelism()).with_options(pipeline.dataset_options())
     setattr(dataset, pipeline.SLICED, sliced)
     return dataset
+
+
+def build_raw_signature(preprocessing: dict, folder: Path | None = None):
+    """The SavedModel's raw-input signature: encoded image files (`image_bytes`) in, decoded and
+    resized in the graph as in training, scaled to [0, 1] (`image_decode.build_bytes_signature`).
+
+    Args:
+        preprocessing: the run's `preprocessing.json` (`image_size`, class names).
+        folder: unused.
+    """
+    size = preprocessing["image_size"]
+    return image_decode.build_bytes_signature(preprocessing, 3, (size, size), 255.0,
+                                              image_decode.encoded_image_file)

@@ -72,3 +72,42 @@ def build_raw_converter(preprocessing: dict, folder: Path | None = None):
         return images / scale
 
     return convert
+
+
+def build_raw_signature(preprocessing: dict, folder: Path | None = None):
+    """The SavedModel's raw-input signature: encoded images (`image_bytes`) in, decoded and
+    resized in the graph like image files at predict time, divided by the training scale.
+
+    The parity gate feeds each test image array as a lossless PNG; arrays that are not 8-bit
+    pixel values (fractions, values above 255) have no such encoding and are refused.
+
+    Args:
+        preprocessing: the run's `preprocessing.json` (`input_shape`, `scale`, class names).
+        folder: unused.
+    """
+    from dlkeras.data import image_decode
+
+    height, width, channels = preprocessing["input_shape"]
+    return image_decode.build_bytes_signature(preprocessing, channels, (height, width),
+                                              float(preprocessing["scale"]), encode_png)
+
+
+def encode_png(image) -> bytes:
+    """An image array of 8-bit pixel values (H, W[, C]) as PNG bytes, or a file's bytes.
+
+    Raises:
+        DataError: the values are not whole numbers from 0 to 255.
+    """
+    if isinstance(image, (str, Path)):
+        from dlkeras.data.image_decode import encoded_image_file
+
+        return encoded_image_file(image)
+    import tensorflow as tf
+
+    pixels = np.asarray(image)
+    if pixels.size and (pixels.min() < 0 or pixels.max() > 255 or not np.all(pixels == np.round(pixels))):
+        raise DataError("image arrays fed as encoded images must hold whole pixel values from 0 "
+                        "to 255")
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+    return tf.io.encode_png(pixels.astype(np.uint8)).numpy()

@@ -214,3 +214,52 @@ def build_raw_converter(preprocessing: dict, folder: Path | None = None):
         return features
 
     return convert
+
+
+def build_raw_signature(preprocessing: dict, folder: Path | None = None):
+    """The SavedModel's raw-input signature: one input per feature column, numbers (float64) for
+    numeric columns and strings for categorical ones, standardised and one-hot encoded in the
+    graph exactly as `TabularPreprocessor.transform` does (a category unseen in training
+    encodes as all zeros; a numeric value that is not finite is refused).
+
+    Input names are the column names with characters other than letters, digits and "_"
+    replaced (`raw_graph.input_names`); the export report lists them.
+
+    Args:
+        preprocessing: the run's `preprocessing.json` (the fitted `TabularPreprocessor`).
+        folder: unused.
+    """
+    import tensorflow as tf
+
+    from dlkeras.data import raw_graph
+
+    preprocessor = TabularPreprocessor.from_dict(preprocessing)
+    names = raw_graph.input_names([*preprocessor.numeric, *preprocessor.categorical])
+    spec = {names[c]: tf.TensorSpec([None], tf.float64, name=names[c]) for c in preprocessor.numeric}
+    spec.update({names[c]: tf.TensorSpec([None], tf.string, name=names[c])
+                 for c in preprocessor.categorical})
+
+    def model_inputs(raw):
+        blocks = [tf.debugging.assert_all_finite(
+            (raw[names[c]] - mean) / std, f"numeric column {c!r} holds a value that is not finite")[:, None]
+            for c, (mean, std) in preprocessor.numeric.items()]
+        blocks += [tf.cast(tf.equal(raw[names[c]][:, None], tf.constant(vocabulary)[None, :]), tf.float64)
+                   for c, vocabulary in preprocessor.categorical.items()]
+        return tf.cast(tf.concat(blocks, axis=1), tf.float32)
+
+    def feed(split, index):
+        import pandas as pd
+
+        frame = raw_graph.pick(split.raw, index)
+        numeric = {names[c]: pd.to_numeric(frame[c]).to_numpy(dtype=np.float64)
+                   for c in preprocessor.numeric}
+        return {**numeric, **{names[c]: frame[c].astype(str).to_numpy(dtype=object)
+                              for c in preprocessor.categorical}}
+
+    return raw_graph.RawSignature(
+        spec=spec,
+        model_inputs=model_inputs,
+        outputs=raw_graph.classification_outputs(preprocessing["class_names"]),
+        feed=feed,
+        comparable=raw_graph.probabilities,
+    )

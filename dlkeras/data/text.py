@@ -165,3 +165,42 @@ def build_raw_converter(preprocessing: dict, folder: Path | None = None):
         return {name: np.asarray(value) for name, value in batch.items()}
 
     return convert
+
+
+def build_raw_signature(preprocessing: dict, folder: Path | None = None):
+    """The SavedModel's raw-input signature: `text` strings in, tokenized in the graph by the
+    same tokenizer and packer as `build_raw_converter` (TensorFlow Text ops).
+
+    Args:
+        preprocessing: the run's `preprocessing.json` (`preset`, `sequence_length`).
+        folder: the export folder holding the tokenizer, or None for the preset's.
+    """
+    import tensorflow as tf
+
+    from dlkeras.data import raw_graph
+
+    source = preprocessing["preset"]
+    if folder and (Path(folder) / "tokenizer").is_dir():
+        source = str(Path(folder) / "tokenizer")
+    tokenizer = tokenize.load_tokenizer(source)
+    tokenizer(["built before export"])  # a Keras layer must be built to be saved
+    preprocess = tokenize.build_preprocessor(tokenizer, preprocessing["sequence_length"])
+
+    def model_inputs(raw):
+        texts = tf.strings.substr(raw["text"], 0, MAX_TEXT_CHARACTERS, unit="UTF8_CHAR")
+        empty = tf.equal(tf.strings.length(tf.strings.strip(texts)), 0)
+        with tf.control_dependencies([tf.debugging.assert_equal(
+                tf.reduce_any(empty), False, message="every text to classify must be non-empty")]):
+            return preprocess(tf.identity(texts))
+
+    def feed(split, index):
+        return {"text": np.array([str(t) for t in raw_graph.pick(split.raw, index)], dtype=object)}
+
+    return raw_graph.RawSignature(
+        spec={"text": tf.TensorSpec([None], tf.string, name="text")},
+        model_inputs=model_inputs,
+        outputs=raw_graph.classification_outputs(preprocessing["class_names"]),
+        feed=feed,
+        comparable=raw_graph.probabilities,
+        trackables=[tokenizer],
+    )

@@ -31,12 +31,14 @@ class Conversion:
         target: where the artifact goes (`Format.file_name` in the export folder).
         source: the artifact of `Format.converts_from`, already written; None without one.
         calibration: builds representative training inputs (int8 calibration) when called.
+        raw_signature: builds the data kind's `data.raw_graph.RawSignature` when called.
     """
 
     model: object
     target: Path
     source: Path | None
     calibration: Callable[[], Callable]
+    raw_signature: Callable[[], object]
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class Format:
         converts_from: the format written first and handed to the converter as its source.
         unsupported: model -> why this model cannot have the format ("" when it can).
         directory: the artifact is a folder.
+        raw_loader: path -> `predict(raw feed) -> named outputs` of the artifact's raw-input
+            signature, which the parity gate checks too; None when it has none.
     """
 
     name: str
@@ -62,13 +66,14 @@ class Format:
     converts_from: str | None = None
     unsupported: Callable[[object], str] | None = None
     directory: bool = False
+    raw_loader: Callable[[Path], Callable] | None = None
 
 
 KERAS = Format("keras", "model.keras", loaders.load_keras)  # copied from the run, not an export choice
 
 FORMATS: dict[str, Format] = {entry.name: entry for entry in (  # export order: sources first
     Format("saved_model", "saved_model", loaders.load_saved_model, saved_model.convert,
-           directory=True),
+           directory=True, raw_loader=loaders.load_saved_model_raw),
     Format("tflite", "model.tflite", loaders.load_tflite,
            functools.partial(tflite.convert, mode="float"), converts_from="saved_model"),
     Format("tflite_dynamic", "model_dynamic.tflite", loaders.load_tflite,

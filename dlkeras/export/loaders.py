@@ -28,16 +28,35 @@ def load_keras(path: Path):
 
 
 def load_saved_model(path: Path):
+    """The SavedModel's model-input signature (`serving_default` in exports that had no other)."""
     import tensorflow as tf
 
+    from dlkeras.export.saved_model import MODEL_INPUTS, RAW_SIGNATURE
+
     loaded = tf.saved_model.load(str(path))
-    function = loaded.signatures["serving_default"]
+    function = loaded.signatures.get(MODEL_INPUTS) or loaded.signatures[RAW_SIGNATURE]
     names = sorted(function.structured_input_signature[1])
 
     def predict(inputs):
         feed = {k: tf.constant(v) for k, v in _as_dict(inputs, names).items()}
         outputs = function(**feed)
         return np.asarray(next(iter(outputs.values())))
+
+    return predict
+
+
+def load_saved_model_raw(path: Path):
+    """The SavedModel's raw-input signature: `predict(feed) -> {output name: array}`."""
+    import tensorflow as tf
+
+    from dlkeras.export.saved_model import RAW_SIGNATURE
+
+    function = tf.saved_model.load(str(path)).signatures[RAW_SIGNATURE]
+    specs = function.structured_input_signature[1]
+
+    def predict(feed):
+        outputs = function(**{name: tf.constant(feed[name], dtype=specs[name].dtype) for name in specs})
+        return {name: value.numpy() for name, value in outputs.items()}
 
     return predict
 
@@ -76,8 +95,8 @@ def load_tflite(path: Path):
 
 
 def _input_name(name: str) -> str:
-    """TFLite names inputs like "serving_default_token_ids:0"."""
-    return name.split(":")[0].removeprefix("serving_default_")
+    """TFLite names inputs after their signature, like "model_inputs_token_ids:0"."""
+    return name.split(":")[0].removeprefix("serving_default_").removeprefix("model_inputs_")
 
 
 def _quantize(values, detail):

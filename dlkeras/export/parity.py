@@ -1,7 +1,9 @@
 """The parity gate: every artifact must answer the test split like the trained Keras model.
 
 Test examples go in raw (texts, table rows, image arrays or files) and are turned into model
-inputs by `dlkeras.data.raw` from the exported preprocessing, batch by batch. Float artifacts
+inputs by `dlkeras.data.raw` from the exported preprocessing, batch by batch. An artifact with
+a raw-input signature (`Format.raw_loader`: the SavedModel) is also fed the same examples raw
+(`raw_feeds`), converted by its own graph, and must match the same way. Float artifacts
 must match the Keras outputs within `FLOAT_TOLERANCE`; quantized ones (`Format.quantized` in
 `formats.FORMATS`) must keep the task metric within their task's rule (`tasks.Task.quantized_rule`)
 and report how often their top-1 label agrees (reported, not gated: a quantized artifact is
@@ -29,9 +31,7 @@ def test_batches(datasets, preprocessing: dict, folder, batch_size: int, limit: 
 
     convert = RawInputs(preprocessing, folder)
     test = datasets.splits["test"]
-    chosen = np.arange(len(test.y))
-    if limit and limit < len(chosen):  # evenly spread, so every class keeps its share
-        chosen = np.unique(np.linspace(0, len(chosen) - 1, limit).round().astype(int))
+    chosen = chosen_examples(len(test.y), limit)
     batches = []
     starts = range(0, len(chosen), batch_size)
     for start in progress.track(starts, len(chosen), what,
@@ -44,6 +44,32 @@ def test_batches(datasets, preprocessing: dict, folder, batch_size: int, limit: 
             inputs = convert(raw)
         batches.append((inputs, test.y[index]))
     return batches
+
+
+def chosen_examples(count: int, limit: int) -> np.ndarray:
+    """Indices of the test examples the gate reads: all, or `limit` evenly spread (so every
+    class keeps its share)."""
+    chosen = np.arange(count)
+    if limit and limit < count:
+        chosen = np.unique(np.linspace(0, count - 1, limit).round().astype(int))
+    return chosen
+
+
+def raw_feeds(datasets, signature, batch_size: int, limit: int = 0) -> list[dict]:
+    """The same test examples as `test_batches`, in the same batches, as the feeds of a
+    raw-input signature (`data.raw_graph.RawSignature.feed`)."""
+    test = datasets.splits["test"]
+    chosen = chosen_examples(len(test.y), limit)
+    return [signature.feed(test, chosen[start : start + batch_size])
+            for start in range(0, len(chosen), batch_size)]
+
+
+def run_raw(predict, feeds: list[dict], comparable, what: str) -> np.ndarray:
+    """The outputs of a raw-input signature for every feed of `raw_feeds`, made comparable with
+    the model's own outputs by `comparable`."""
+    examples = sum(len(next(iter(feed.values()))) for feed in feeds)
+    return np.concatenate([comparable(predict(feed)) for feed in progress.track(
+        feeds, examples, what, size=lambda feed: len(next(iter(feed.values()))))])
 
 
 def run(predict, batches, what: str = "parity check") -> np.ndarray:

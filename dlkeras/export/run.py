@@ -9,6 +9,7 @@ the next export.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -81,6 +82,7 @@ def _export_into(folder: Path, run_dir: RunDir, recipe, model, chosen: list[str]
     import numpy as np
 
     from dlkeras import data
+    from dlkeras.data import raw_graph
     from dlkeras.export import latency, parity, runtimes
 
     with progress.step("data"):
@@ -89,10 +91,11 @@ def _export_into(folder: Path, run_dir: RunDir, recipe, model, chosen: list[str]
         datasets = data.build(recipe.data, recipe.train.seed, preset=recipe.model.preset)
         batches = parity.test_batches(datasets, preprocessing, folder, batch_size=32, limit=parity_limit)
     artifacts, seconds = {}, {}
+    raw_signature = functools.cache(lambda: raw_graph.build_raw_signature(preprocessing, folder))
     for name in chosen:
         started = time.perf_counter()
         with progress.step(f"convert {name}"):
-            artifacts[name] = convert(name, model, folder, datasets, preprocessing)
+            artifacts[name] = convert(name, model, folder, datasets, preprocessing, raw_signature)
         seconds[name] = round(time.perf_counter() - started, 2)
     with progress.step("gate: keras reference"):
         reference = parity.run(lambda x: model.predict_on_batch(x), batches, "parity check: keras")
@@ -105,6 +108,9 @@ def _export_into(folder: Path, run_dir: RunDir, recipe, model, chosen: list[str]
             checks[name] = parity.check(name, recipe.task,
                                         parity.run(contenders[name], batches, f"parity check: {name}"),
                                         reference, truth)
+            if FORMATS[name].raw_loader:
+                checks[name] = gate_raw_signature(name, path, checks[name], raw_signature(), datasets,
+                                                  (recipe.task, reference, truth), parity_limit)
         checks[name].update(artifacts[name], convert_seconds=seconds[name], size_bytes=size_of(path))
     with progress.step("latency"):
         singles = [x for x, _ in parity.test_batches(datasets, preprocessing, folder, batch_size=1,
@@ -127,7 +133,22 @@ def _export_into(folder: Path, run_dir: RunDir, recipe, model, chosen: list[str]
     }
 
 
-def convert(name: str, model, folder: Path, datasets, preprocessing: dict) -> dict:
+def gate_raw_signature(name: str, path: Path, check: dict, signature, datasets, judged,
+                       parity_limit: int) -> dict:
+    """`check` (the artifact fed model inputs) with the verdict of its raw-input signature fed
+    the same test examples raw: the artifact passes only when both pass."""
+    from dlkeras.export import parity
+
+    task, reference, truth = judged
+    predict = FORMATS[name].raw_loader(path)
+    feeds = parity.raw_feeds(datasets, signature, batch_size=32, limit=parity_limit)
+    outputs = parity.run_raw(predict, feeds, signature.comparable, f"parity check: {name} raw inputs")
+    raw = parity.check(name, task, outputs, reference, truth)
+    return {**check, "raw_signature": raw, "passed": check["passed"] and raw["passed"],
+            "max_abs_difference": max(check["max_abs_difference"], raw["max_abs_difference"])}
+
+
+def convert(name: str, model, folder: Path, datasets, preprocessing: dict, raw_signature) -> dict:
     """Writes format `name` into `folder` with its converter; returns its report details.
 
     Raises:
@@ -139,6 +160,7 @@ def convert(name: str, model, folder: Path, datasets, preprocessing: dict) -> di
         target=folder / entry.file_name,
         source=folder / FORMATS[entry.converts_from].file_name if entry.converts_from else None,
         calibration=lambda: representative(datasets, preprocessing, folder),
+        raw_signature=raw_signature,
     )
     try:
         return entry.converter(job)

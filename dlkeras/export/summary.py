@@ -43,4 +43,10 @@ def summary_markdown(report: dict) -> str:
         lines += ["", "No format passed the gate with a latency: none to serve."]
     notes = [f"- {name}: int8 with float fallback ({check['float_fallback_reason']})"
              for name, check in report["formats"].items() if check.get("integer_only") is False]
+    notes += [f"- {name}: its raw-input signature `serving_default` (inputs: "
+              f"{', '.join(check['signatures']['serving_default'])}) was fed the same test examples "
+              f"raw and {'passed' if check['raw_signature']['passed'] else 'FAILED'} (max abs diff "
+              f"{check['raw_signature']['max_abs_difference']:.2e}); `model_inputs` takes the "
+              "model's own inputs"
+              for name, check in report["formats"].items() if "raw_signature" in check]
     return "\n".join(lines + ([""] + notes if notes else [])) + "\n"

@@ -1,6 +1,7 @@
 """TFLite/LiteRT export: float, dynamic-range and int8 quantized.
 
-Conversion starts from the SavedModel. Recurrent layers (LSTM/GRU) cannot be lowered with a
+Conversion starts from the SavedModel's `model_inputs` signature (its raw-input signature
+converts texts and images with ops TFLite lacks). Recurrent layers (LSTM/GRU) cannot be lowered with a
 dynamic batch dimension; for them the model is converted from a concrete function with batch
 size 1, and the interpreter resizes its input for larger batches at run time. Their int8
 calibration fails inside the converter (it cannot read the recurrent state variables), so
@@ -32,7 +33,10 @@ def _converter(saved_model: Path, model, static_batch: bool, mode: str, represen
         frozen = convert_variables_to_constants_v2(function)  # weights as constants, not resources
         converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
     else:
-        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+        from dlkeras.export.saved_model import MODEL_INPUTS
+
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model),
+                                                             signature_keys=[MODEL_INPUTS])
     if mode in ("dynamic", "int8"):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if mode == "int8":

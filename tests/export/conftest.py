@@ -1,6 +1,8 @@
-"""Tiny finished runs shared by the export tests: each recipe trained once per session."""
+"""Tiny finished runs shared by the export tests: each recipe trained once per session, and
+exported once (`exported`)."""
 
 import pytest
+from support import FAMILIES
 
 
 @pytest.fixture(scope="session")
@@ -20,3 +22,19 @@ def smoke_run(tmp_path_factory):
         return runs[name]
 
     return run_of
+
+
+@pytest.fixture(scope="session")
+def trained(smoke_run):
+    """One tiny finished run per recipe family (SMOKE settings, TensorFlow backend)."""
+    return {name: smoke_run(name) for name in FAMILIES}
+
+
+@pytest.fixture(scope="session")
+def exported(trained, tmp_path_factory):
+    """recipe -> the export report of its run in every format of its recipe."""
+    from dlkeras import export
+
+    out = tmp_path_factory.mktemp("saved_models")
+    return {name: export.export_run(run, None, out, parity_limit=48, latency_seconds=0.02)
+            for name, run in trained.items()}

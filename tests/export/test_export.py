@@ -5,32 +5,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import FAMILIES
 
 from dlkeras import config, export
 from dlkeras.errors import ConfigError, RunError
 from dlkeras.export import parity, runtimes
 from dlkeras.export.formats import ARTIFACTS, FORMATS
-
-FAMILIES = {  # recipe -> what its raw inputs are
-    "mlp_churn": "table rows",
-    "cnn_digits": "image arrays",
-    "bert_tickets": "texts",
-    "lstm_sales": "day windows",
-    "effnet_defects": "image files",
-}
-
-
-@pytest.fixture(scope="module")
-def trained(smoke_run):
-    """One tiny finished run per recipe family (SMOKE settings, TensorFlow backend)."""
-    return {name: smoke_run(name) for name in FAMILIES}
-
-
-@pytest.fixture(scope="module")
-def exported(trained, tmp_path_factory):
-    out = tmp_path_factory.mktemp("saved_models")
-    return {name: export.export_run(run, None, out, parity_limit=48, latency_seconds=0.02)
-            for name, run in trained.items()}
 
 
 @pytest.mark.parametrize("name", sorted(FAMILIES))

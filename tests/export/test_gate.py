@@ -152,3 +152,24 @@ def test_perturbed_int8_onnx_fails_on_task_metrics_and_is_never_the_fastest(smok
     assert not check["passed"] and not report["passed"]
     assert only_entry(tmp_path / RECIPE) == "1-failed"
     assert report["fastest"]["format"] == "onnx"  # the only format that passed
+
+
+def test_a_raw_signature_that_converts_differently_fails_while_the_model_inputs_pass(smoke_run, monkeypatch,
+                                                                                     tmp_path):
+    entry = FORMATS["saved_model"]
+
+    def convert_with_scaled_features(job):  # the graph's conversion 1% off the Python one
+        real = job.raw_signature()
+        wrong = dataclasses.replace(real, model_inputs=lambda raw: real.model_inputs(raw) * 1.01)
+        return entry.converter(dataclasses.replace(job, raw_signature=lambda: wrong))
+
+    monkeypatch.setitem(FORMATS, "saved_model",
+                        dataclasses.replace(entry, converter=convert_with_scaled_features))
+    report = export.export_run(smoke_run(RECIPE), ["saved_model"], tmp_path, parity_limit=32,
+                               latency_seconds=0.01)
+    check = report["formats"]["saved_model"]
+    assert check["raw_signature"]["max_abs_difference"] > parity.FLOAT_TOLERANCE
+    assert not check["raw_signature"]["passed"] and not check["passed"] and not report["passed"]
+    assert check["max_abs_difference"] >= check["raw_signature"]["max_abs_difference"]
+    summary = (tmp_path / RECIPE / "1-failed" / "export_summary.md").read_text()
+    assert "raw-input signature `serving_default`" in summary and "FAILED" in summary
