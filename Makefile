@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 test: install browser
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider --durations=10
 
 # Headless Chromium renders report/index.html in tests/test_html_report.py. Installed where
 # apt-get can (Debian, as root); anywhere else that test skips, and make test goes on.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import json
 import re
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -66,7 +67,9 @@ def load_inference_model(path):
     for module in sorted(set(MODELS.values())) + ["dlkeras.models.layers"]:
         importlib.import_module(module)
     try:
-        return keras.saving.load_model(path, compile=False, safe_mode=True)
+        with warnings.catch_warnings():  # compile=False: the optimizer is not wanted, not missing
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # Keras raises ValueError, TypeError, OSError... for bad files
         if "safe_mode" in str(error):  # Keras refused to deserialize code
             raise RunError(_refused(path, "Python code (a lambda or function)")) from None
