@@ -10,7 +10,9 @@ Epoch 1 warms up (graph tracing, XLA compiles per batch width); epoch 2 is timed
 
 Where the CPU computes bfloat16 natively (avx512_bf16, AMX), two more contenders train in
 bfloat16: the PyTorch loop under `torch.autocast("cpu", dtype=torch.bfloat16)` and TensorFlow
-under `mixed_bfloat16` (what `train.precision=auto` picks there).
+under `mixed_bfloat16` (what `train.precision=auto` picks there). A Keras name with `_xla`
+before any `_bf16` (`tensorflow_xla_bf16`) compiles the steps with XLA, which Keras leaves off
+for TensorFlow on CPUs.
 
 Prints seconds per epoch, examples/s, ratios against the PyTorch float32 loop and its
 autocast run, and achieved training FLOP/s against this machine's measured matrix-multiply peak
@@ -35,6 +37,7 @@ import machine  # bench/machine.py, beside this script
 import numpy as np
 
 CONTENDERS = ("torch_hf", "tensorflow", "jax", "torch")
+XLA = "_xla"  # a Keras contender name ending so (before _bf16) compiles its steps with XLA
 BF16 = "_bf16"  # a contender name ending so trains in bfloat16 (Keras mixed_bfloat16, torch autocast)
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,7 +73,7 @@ def load_batches(folder: Path, steps: int):
 # === Contenders (each runs in its own process) ===
 
 
-def run_keras(folder: Path, steps: int, bf16: bool = False) -> float:
+def run_keras(folder: Path, steps: int, bf16: bool = False, xla: bool = False) -> float:
     """dlkeras' model, optimizer and loss, trained with `fit` over the saved batches (under
     `mixed_bfloat16` with `bf16`, as `train.precision` sets it)."""
     import keras
@@ -87,7 +90,8 @@ def run_keras(folder: Path, steps: int, bf16: bool = False) -> float:
     model = models.build(recipe.model, info)
     task = tasks.get(recipe.task)
     model.compile(optimizer=optimizers.build_optimizer(recipe.train, 5e-5, 2 * steps),
-                  loss=task.build_loss(recipe), metrics=task.build_metrics())
+                  loss=task.build_loss(recipe), metrics=task.build_metrics(),
+                  jit_compile=True if xla else "auto")
 
     def generator():
         for ids, mask, labels in batches:
@@ -152,8 +156,11 @@ def run_torch_hf(folder: Path, steps: int, bf16: bool = False) -> float:
 
 
 def worker(name: str, folder: Path, steps: int) -> None:
-    base, bf16 = name.removesuffix(BF16), name.endswith(BF16)
-    seconds = (run_torch_hf if base == "torch_hf" else run_keras)(folder, steps, bf16)
+    bf16, base = name.endswith(BF16), name.removesuffix(BF16)
+    if base == "torch_hf":
+        seconds = run_torch_hf(folder, steps, bf16)
+    else:
+        seconds = run_keras(folder, steps, bf16, xla=base.endswith(XLA))
     print("RESULT " + json.dumps({"name": name, "seconds": seconds}))
 
 
@@ -199,7 +206,7 @@ def training_flops(tokens: int, sequence_length: int) -> float:
 def spawn(name: str, folder: Path, steps: int) -> float:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     if not name.startswith("torch_hf"):
-        env["KERAS_BACKEND"] = name.removesuffix(BF16)
+        env["KERAS_BACKEND"] = name.removesuffix(BF16).removesuffix(XLA)
     result = subprocess.run(
         [sys.executable, __file__, "--worker", name, "--folder", str(folder), "--steps", str(steps)],
         capture_output=True, text=True, env=env, cwd=ROOT,
