@@ -43,10 +43,20 @@ def summary_markdown(report: dict) -> str:
         lines += ["", "No format passed the gate with a latency: none to serve."]
     notes = [f"- {name}: int8 with float fallback ({check['float_fallback_reason']})"
              for name, check in report["formats"].items() if check.get("integer_only") is False]
-    notes += [f"- {name}: its raw-input signature `serving_default` (inputs: "
-              f"{', '.join(check['signatures']['serving_default'])}) was fed the same test examples "
-              f"raw and {'passed' if check['raw_signature']['passed'] else 'FAILED'} (max abs diff "
-              f"{check['raw_signature']['max_abs_difference']:.2e}); `model_inputs` takes the "
-              "model's own inputs"
-              for name, check in report["formats"].items() if "raw_signature" in check]
+    notes += [f"- {name}: {_raw_signature_line(check)}" for name, check in report["formats"].items()
+              if "raw_signature" in check]
     return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
+
+
+def _raw_signature_line(check: dict) -> str:
+    """How the SavedModel's raw-input signature did in the gate, in one line."""
+    raw = check["raw_signature"]
+    inputs = ", ".join(check.get("signatures", {}).get("serving_default", []))
+    said = f"its raw-input signature `serving_default` (inputs: {inputs})"
+    if not raw.get("checked", True):
+        return f"{said} was not fed the test examples: {raw['reason']}"
+    if "max_abs_difference" not in raw:
+        return f"{said} FAILED on the test examples: {raw['reason']}"
+    verdict = "passed" if raw["passed"] else "FAILED"
+    return (f"{said} was fed the same test examples raw and {verdict} (max abs diff "
+            f"{raw['max_abs_difference']:.2e}); `model_inputs` takes the model's own inputs")

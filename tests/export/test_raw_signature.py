@@ -119,3 +119,26 @@ def test_bad_raw_inputs_are_refused_with_their_reason(examples, tmp_path):
     reasons = ["non-empty", "consecutive days", "does not exist", "Unknown image file format", "not finite"]
     for answer, reason in zip(answers, reasons):
         assert "error" in answer and reason in answer["error"], answer
+
+
+def test_a_test_split_with_no_encoded_form_is_reported_unchecked_not_failed():
+    from types import SimpleNamespace
+
+    from dlkeras.data.images import encode_png
+    from dlkeras.errors import DataError
+    from dlkeras.export.run import gate_raw_signature
+    from dlkeras.export.summary import _raw_signature_line
+
+    with pytest.raises(DataError, match="whole pixel values"):
+        encode_png(np.full((4, 4), 0.5))
+    def feed(split, index):
+        return {"image_bytes": [encode_png(split.raw[i]) for i in index]}
+
+    signature = SimpleNamespace(feed=feed)
+    test = SimpleNamespace(y=np.zeros(3), raw=np.full((3, 4, 4), 0.25))
+    check = {"passed": True, "max_abs_difference": 0.0}
+    gated = gate_raw_signature("saved_model", Path("unread"), check, signature,
+                               SimpleNamespace(splits={"test": test}), ("classification", None, None), 0)
+    assert gated["passed"] and gated["raw_signature"]["checked"] is False
+    line = _raw_signature_line({**gated, "signatures": {"serving_default": ["image_bytes"]}})
+    assert "was not fed the test examples: image arrays" in line
