@@ -143,6 +143,7 @@ def build_bytes_signature(preprocessing: dict, channels: int, size: tuple[int, i
     import tensorflow as tf
 
     from dlkeras.data import raw_graph
+    from dlkeras.data.raw import pick
 
     def decode_one(contents):
         return decode_image(contents, channels, size)
@@ -153,7 +154,7 @@ def build_bytes_signature(preprocessing: dict, channels: int, size: tuple[int, i
         return tf.cast(images, tf.float32) / scale
 
     def feed(split, index):
-        return {"image_bytes": np.array([encode(item) for item in raw_graph.pick(split.raw, index)],
+        return {"image_bytes": np.array([encode(item) for item in pick(split.raw, index)],
                                         dtype=object)}
 
     return raw_graph.RawSignature(

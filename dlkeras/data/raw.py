@@ -131,6 +131,12 @@ def _shown(value) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def pick(raw, index):
+    """The raw inputs at `index` (positions, a slice or an index array) of a split's `raw`: a
+    DataFrame of rows, or an array of texts, images or paths."""
+    return raw.iloc[index] if hasattr(raw, "iloc") else raw[index]
+
+
 class RawInputs:
     """Turns batches of raw inputs into model inputs for one run's preprocessing.
 

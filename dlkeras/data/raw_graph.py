@@ -97,8 +97,3 @@ def classification_outputs(class_names) -> Callable:
 def probabilities(outputs: dict) -> np.ndarray:
     """A classifier signature's outputs, comparable with the model's: its probabilities."""
     return np.asarray(outputs["probabilities"], dtype=np.float64)
-
-
-def pick(raw, index):
-    """The raw inputs at `index` of a split's `raw` (a DataFrame or an array)."""
-    return raw.iloc[index] if hasattr(raw, "iloc") else raw[index]

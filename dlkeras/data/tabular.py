@@ -232,6 +232,7 @@ def build_raw_signature(preprocessing: dict, folder: Path | None = None):
     import tensorflow as tf
 
     from dlkeras.data import raw_graph
+    from dlkeras.data.raw import pick
 
     preprocessor = TabularPreprocessor.from_dict(preprocessing)
     names = raw_graph.input_names([*preprocessor.numeric, *preprocessor.categorical])
@@ -250,7 +251,7 @@ def build_raw_signature(preprocessing: dict, folder: Path | None = None):
     def feed(split, index):
         import pandas as pd
 
-        frame = raw_graph.pick(split.raw, index)
+        frame = pick(split.raw, index)
         numeric = {names[c]: pd.to_numeric(frame[c]).to_numpy(dtype=np.float64)
                    for c in preprocessor.numeric}
         return {**numeric, **{names[c]: frame[c].astype(str).to_numpy(dtype=object)

@@ -151,10 +151,7 @@ def build_raw_converter(preprocessing: dict, folder: Path | None = None):
         preprocessing: the run's `preprocessing.json` (`preset`, `sequence_length`).
         folder: the run directory or export folder, or None.
     """
-    source = preprocessing["preset"]
-    if folder and (Path(folder) / "tokenizer").is_dir():
-        source = str(Path(folder) / "tokenizer")
-    tokenizer = tokenize.load_tokenizer(source)
+    tokenizer = load_run_tokenizer(preprocessing, folder)
     preprocess = tokenize.build_preprocessor(tokenizer, preprocessing["sequence_length"])
 
     def convert(texts):
@@ -165,6 +162,15 @@ def build_raw_converter(preprocessing: dict, folder: Path | None = None):
         return {name: np.asarray(value) for name, value in batch.items()}
 
     return convert
+
+
+def load_run_tokenizer(preprocessing: dict, folder: Path | None):
+    """The tokenizer of a run or export: `folder`/tokenizer when the folder carries one (an
+    export does), else the preset named in the preprocessing."""
+    source = preprocessing["preset"]
+    if folder and (Path(folder) / "tokenizer").is_dir():
+        source = str(Path(folder) / "tokenizer")
+    return tokenize.load_tokenizer(source)
 
 
 def build_raw_signature(preprocessing: dict, folder: Path | None = None):
@@ -178,11 +184,9 @@ def build_raw_signature(preprocessing: dict, folder: Path | None = None):
     import tensorflow as tf
 
     from dlkeras.data import raw_graph
+    from dlkeras.data.raw import pick
 
-    source = preprocessing["preset"]
-    if folder and (Path(folder) / "tokenizer").is_dir():
-        source = str(Path(folder) / "tokenizer")
-    tokenizer = tokenize.load_tokenizer(source)
+    tokenizer = load_run_tokenizer(preprocessing, folder)
     tokenizer(["built before export"])  # a Keras layer must be built to be saved
     preprocess = tokenize.build_preprocessor(tokenizer, preprocessing["sequence_length"])
 
@@ -194,7 +198,7 @@ def build_raw_signature(preprocessing: dict, folder: Path | None = None):
             return preprocess(tf.identity(texts))
 
     def feed(split, index):
-        return {"text": np.array([str(t) for t in raw_graph.pick(split.raw, index)], dtype=object)}
+        return {"text": np.array([str(t) for t in pick(split.raw, index)], dtype=object)}
 
     return raw_graph.RawSignature(
         spec={"text": tf.TensorSpec([None], tf.string, name="text")},

@@ -83,7 +83,7 @@ def _from_pipeline(backbone, dataset, total: int, what: str) -> tuple[np.ndarray
 
 
 def _from_raw(backbone, datasets, name: str, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    from dlkeras.data.raw import RawInputs
+    from dlkeras.data.raw import RawInputs, pick
 
     convert = RawInputs(datasets.info.preprocessing)
     raw = datasets.splits[name].raw
@@ -91,7 +91,7 @@ def _from_raw(backbone, datasets, name: str, batch_size: int) -> tuple[np.ndarra
     predict = distribution.local_predictor(backbone)
     batches = [slice(start, min(start + batch_size, mine.stop))
                for start in range(mine.start, mine.stop, batch_size)]
-    features = [np.asarray(predict(convert(raw.iloc[rows] if hasattr(raw, "iloc") else raw[rows])),
+    features = [np.asarray(predict(convert(pick(raw, rows))),
                            dtype=np.float32)
                 for rows in progress.track(batches, mine.stop - mine.start, f"backbone features of {name}",
                                            size=lambda rows: rows.stop - rows.start)]

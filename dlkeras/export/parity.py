@@ -27,7 +27,7 @@ FLOAT_TOLERANCE = 1e-5  # max |difference| of output probabilities / forecasts
 def test_batches(datasets, preprocessing: dict, folder, batch_size: int, limit: int = 0,
                  what: str = "preparing test examples"):
     """(model inputs, true labels) per batch of the test split, built from raw inputs."""
-    from dlkeras.data.raw import RawInputs
+    from dlkeras.data.raw import RawInputs, pick
 
     convert = RawInputs(preprocessing, folder)
     test = datasets.splits["test"]
@@ -40,8 +40,7 @@ def test_batches(datasets, preprocessing: dict, folder, batch_size: int, limit: 
         if preprocessing["kind"] == "timeseries":  # windows are already model inputs
             inputs = test.x[index]
         else:
-            raw = test.raw.iloc[index] if hasattr(test.raw, "iloc") else test.raw[index]
-            inputs = convert(raw)
+            inputs = convert(pick(test.raw, index))
         batches.append((inputs, test.y[index]))
     return batches
 

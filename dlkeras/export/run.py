@@ -179,7 +179,7 @@ def convert(name: str, model, folder: Path, datasets, preprocessing: dict, raw_s
 
 def representative(datasets, preprocessing: dict, folder: Path):
     """Calibration inputs for int8: up to 200 training examples, one at a time, as dicts."""
-    from dlkeras.data.raw import RawInputs
+    from dlkeras.data.raw import RawInputs, pick
 
     train = datasets.splits["train"]
     count = min(REPRESENTATIVE_EXAMPLES, len(train.y))
@@ -188,7 +188,7 @@ def representative(datasets, preprocessing: dict, folder: Path):
     else:
         convert_raw = RawInputs(preprocessing, folder)
         raw = train.raw
-        rows = [convert_raw(raw.iloc[i : i + 1] if hasattr(raw, "iloc") else raw[i : i + 1])
+        rows = [convert_raw(pick(raw, slice(i, i + 1)))
                 for i in range(count)]
 
     def generate():

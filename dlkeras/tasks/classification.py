@@ -281,12 +281,12 @@ def named_inputs(model, inputs) -> tuple[list[str], object]:
 
 def classify(model, raw) -> np.ndarray:
     """Class probabilities (N, classes) of a loaded model for raw inputs, 32 at a time."""
-    from dlkeras.data.raw import RawInputs
+    from dlkeras.data.raw import RawInputs, pick
 
     convert = RawInputs(model.preprocessing, model.folder)
     batches = []
     for start in range(0, len(raw), 32):
-        chunk = raw.iloc[start : start + 32] if hasattr(raw, "iloc") else raw[start : start + 32]
+        chunk = pick(raw, slice(start, start + 32))
         batches.append(np.asarray(model.predict(convert(chunk)), dtype=np.float64))
     return np.concatenate(batches)
 
