@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -101,6 +102,10 @@ def test_feature_cache_split_across_workers_matches_one_process(tmp_path, cli):
         with np.load(run / "checkpoints" / "backbone_features.npz") as stored:
             features[name] = {key: stored[key] for key in stored.files}
     assert "weights identical on all 2 processes: True" in outputs["two"]
+    # the image files were checked half by each process, not once per process
+    mine, total = map(int, re.search(r"checking image files: (\d+) of (\d+) here",
+                                     outputs["two"]).groups())
+    assert mine == total // 2 and "checking image files:" not in outputs["one"]
     for split in ("val", "test"):  # streamed in a fixed order: row for row
         np.testing.assert_allclose(features["two"][f"{split}_x"], features["one"][f"{split}_x"],
                                    atol=1e-5)

@@ -125,12 +125,14 @@ def assemble(features: dict, raw: dict, labels: Labels, info: DataInfo,
 
 
 def array_datasets(config, seed: int, augment: Callable | None = None,
-                   transform: Callable | None = None, train_lengths=None) -> Callable:
+                   transform: Callable | None = None, train_lengths=None,
+                   whole_batch: Callable | None = None) -> Callable:
     """A `make_dataset` for `assemble` that batches in-memory arrays (`pipeline.make_dataset`).
 
     Args:
         train_lengths: one length per training example: training batches group examples of
             similar length (`pipeline.make_dataset`'s `lengths`).
+        whole_batch: `pipeline.make_dataset`'s, for training batches.
     """
 
     def make(features, one_hot, training: bool):
@@ -138,6 +140,7 @@ def array_datasets(config, seed: int, augment: Callable | None = None,
             features, one_hot, config.batch_size, training=training, seed=seed,
             augment=augment, transform=transform,
             lengths=train_lengths if training else None,
+            whole_batch=whole_batch,
         )
 
     return make

@@ -19,6 +19,7 @@ each backbone applies the normalisation its pretrained weights expect. At infere
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,7 @@ from dlkeras.data import (
     fingerprint,
     image_decode,
     pipeline,
+    shares,
     sources,
 )
 from dlkeras.errors import DataError
@@ -167,47 +169,57 @@ def outside_links(data_path: str, listed, skipped) -> list[str]:
 def scan(paths, labels, converted_dir: Path):
     """Checks every file once; returns usable (paths, labels), skipped and converted lists.
 
+    In a multi-worker run each process checks its share of the files (`shares.share`); a
+    converted copy another process made is made again here when this host lacks it.
+
     Returns:
         (paths, labels, [(path, reason)] skipped, {"rgb": n, "copies": n} converted).
     """
+    def check_share(share: list[str]) -> list:
+        return [list(check_image(Path(path), converted_dir))
+                for path in progress.track(share, len(share), "checking image files")]
+
+    results = shares.share(check_share, [str(path) for path in paths], "checking image files")
     usable_paths, keep, skipped, converted = [], [], [], {"rgb": 0, "copies": 0}
-    for index, path in enumerate(progress.track(paths, len(paths), "checking image files")):
-        usable, reason = check_image(Path(path), converted_dir, converted)
+    for index, (path, (usable, reason, change)) in enumerate(zip(paths, results, strict=True)):
         if usable is None:
             skipped.append((str(path), reason))
-        else:
-            usable_paths.append(usable)
-            keep.append(index)
+            continue
+        if change == "copy" and not Path(usable).is_file():
+            usable = check_image(Path(path), converted_dir)[0] or usable
+        converted["rgb"] += change == "rgb"
+        converted["copies"] += change == "copy"
+        usable_paths.append(usable)
+        keep.append(index)
     return np.array(usable_paths, dtype=str), labels[keep], skipped, converted
 
 
-def check_image(path: Path, converted_dir: Path, converted: dict) -> tuple[str | None, str]:
-    """The path tf.data should read for `path` (maybe a converted copy), or None and why not.
+def check_image(path: Path, converted_dir: Path) -> tuple[str | None, str, str]:
+    """(the path tf.data should read for `path`, "", what changes), or (None, why not, "").
 
-    `image_decode.open_image` reads the header first, so a decompression bomb is skipped
-    without being decoded.
+    What changes: "rgb" (decoded to RGB from grayscale, RGBA or a palette), "copy" (read from
+    a PNG copy under `converted_dir`) or "". `image_decode.open_image` reads the header
+    first, so a decompression bomb is skipped without being decoded.
     """
     image, reason = image_decode.open_image(path)
     if image is None:
-        return None, reason
+        return None, reason, ""
     with image:
         if not image_decode.needs_conversion(path, image):
-            converted["rgb"] += image.mode != "RGB"
-            return str(path), ""
-        return convert_copy(path, image, converted_dir, converted), ""
+            return str(path), "", "rgb" if image.mode != "RGB" else ""
+        return convert_copy(path, image, converted_dir), "", "copy"
 
 
-def convert_copy(path: Path, image, converted_dir: Path, converted: dict) -> str:
+def convert_copy(path: Path, image, converted_dir: Path) -> str:
     """Writes `image` as an RGB PNG under `converted_dir` (once, atomically); returns its path."""
     stat = path.stat()
     key = hashlib.sha1(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
     target = converted_dir / f"{key[:20]}.png"
     if not target.is_file():
         converted_dir.mkdir(parents=True, exist_ok=True)
-        temp = target.with_name(f".{target.name}.tmp")
+        temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         image.convert("RGB").save(temp, format="PNG")
         temp.replace(target)
-    converted["copies"] += 1
     return str(target)
 
 

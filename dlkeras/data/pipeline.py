@@ -142,6 +142,7 @@ def make_dataset(
     augment: Callable | None = None,
     transform: Callable | None = None,
     lengths: np.ndarray | None = None,
+    whole_batch: Callable | None = None,
 ):
     """A batched, prefetched tf.data.Dataset of `(features, labels)`.
 
@@ -153,6 +154,8 @@ def make_dataset(
         transform: a batch -> batch function for every split (e.g. tokenization).
         lengths: one length per example (training only): batches group examples of similar
             length (`length_grouped_batches`).
+        whole_batch: a features -> features function for every whole batch before a
+            multi-process run slices it (e.g. to agree on a padded width; training only).
 
     In a multi-process run (`set_process_slice`) a training dataset yields this process's
     slice of each global batch, cut before `transform` and `augment`, and is marked `SLICED`.
@@ -166,6 +169,8 @@ def make_dataset(
         dataset = _shuffled_examples((features, labels), len(labels), seed).batch(batch_size)
     else:
         dataset = tf.data.Dataset.from_tensor_slices((features, labels)).batch(batch_size)
+    if training and whole_batch is not None:
+        dataset = dataset.map(lambda x, y: (whole_batch(x), y))
     dataset, sliced = process_share(dataset, training)
     if transform is not None:
         dataset = dataset.map(

@@ -3,8 +3,11 @@
 Rows with empty or non-text values are reported (count and file rows) and dropped when
 `data.missing=drop`; repeated texts are kept once so that no text sits in two splits; a given
 test file (`data.test_path`) is checked for texts that also appear in training and for labels
-training never saw. Tokenization uses the vocabulary of the recipe's `model.preset` and runs
-inside the tf.data pipeline; the sequence length is chosen from the training texts unless set.
+training never saw. Tokenization uses the vocabulary of the recipe's `model.preset`: training
+texts are tokenized in the tf.data pipeline, batch by batch as each epoch draws them; validation
+and test texts once, when the data is built (`tokenize.pack_texts`), shared out between the
+processes of a multi-worker run (`shares`). The sequence length is chosen from the training
+texts unless set.
 At inference `build_raw_converter` tokenizes raw texts with the same tokenizer and length.
 
 Texts longer than `MAX_TEXT_CHARACTERS` are cut to that many characters before anything else
@@ -19,7 +22,17 @@ from pathlib import Path
 
 import numpy as np
 
-from dlkeras.data import Datasets, checks, classification, fingerprint, sources, splits, tokenize
+from dlkeras.data import (
+    Datasets,
+    checks,
+    classification,
+    fingerprint,
+    pipeline,
+    shares,
+    sources,
+    splits,
+    tokenize,
+)
 from dlkeras.errors import DataError
 
 MAX_TEXT_CHARACTERS = 100_000  # about 20k tokens: far beyond any sequence length a model reads
@@ -118,7 +131,8 @@ def build(config, seed: int, preset: str = "") -> Datasets:
     )
 
     tokenizer = tokenize.load_tokenizer(preset)
-    counts = tokenize.token_counts(tokenizer, parts["train"][config.text_column].tolist())
+    counts = shares.share(lambda share: tokenize.token_counts(tokenizer, share),
+                          parts["train"][config.text_column].tolist(), "counting training tokens")
     length, note = tokenize.choose_sequence_length(counts, config)
     notes.append(note)
     if config.group_by_length:
@@ -132,13 +146,21 @@ def build(config, seed: int, preset: str = "") -> Datasets:
         fingerprint=fingerprint(frame.to_csv(index=False), config.text_column, config.label_column),
         notes=notes,
     )
-    make = classification.array_datasets(
-        config, seed, transform=tokenize.build_preprocessor(tokenizer, length),
+    make_training = classification.array_datasets(
+        config, seed, transform=tokenize.build_training_preprocessor(tokenizer, length),
         train_lengths=counts if config.group_by_length else None,
+        whole_batch=tokenize.with_batch_width(length),
     )
-    return classification.assemble(
-        texts, texts, labels, info, lambda x, y, training: make(x.astype(str), y, training)
-    )
+
+    def make(x, y, training: bool):
+        if training:  # each batch padded to its longest text, all processes alike
+            return make_training({"text": x.astype(str), "tokens": counts}, y, True)
+        packed = shares.share(lambda share: tokenize.pack_texts(tokenizer, length, share),
+                              x.astype(str).tolist(), "tokenizing evaluation texts")
+        return pipeline.make_dataset(packed, y, config.batch_size, training=False, seed=seed,
+                                     transform=lambda inputs: tokenize.trim_batch(**inputs))
+
+    return classification.assemble(texts, texts, labels, info, make)
 
 
 def build_raw_converter(preprocessing: dict, folder: Path | None = None):

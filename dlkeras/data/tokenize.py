@@ -11,6 +11,7 @@ from dlkeras import presets
 
 LENGTH_MULTIPLE = 8
 PERCENTILE = 99
+PACK_CHUNK = 1024  # texts tokenized together by in_graph
 
 
 def load_tokenizer(preset: str):
@@ -67,10 +68,26 @@ def special_ids(tokenizer) -> dict[str, int]:
 
 
 def token_counts(tokenizer, texts: list[str]) -> np.ndarray:
-    """Tokens per text, the start and end tokens included."""
-    tokens = tokenizer(texts)
-    tokens = tokens.to_list() if hasattr(tokens, "to_list") else tokens
-    return np.array([len(ids) for ids in tokens], dtype=np.int64) + 2
+    """Tokens per text, the start and end tokens included (tokenized as `in_graph` does)."""
+    import tensorflow as tf
+
+    counts = in_graph(lambda batch: tf.cast(tokenizer(batch).row_lengths(), tf.int64), texts)
+    return np.concatenate([np.zeros(0, np.int64), *counts]) + 2
+
+
+def in_graph(function, texts: list[str], chunk: int = PACK_CHUNK) -> list:
+    """`function` (tensor ops) on `chunk` texts at a time, in tf.data, as numpy.
+
+    keras-hub tokenizers called eagerly take a pure-Python path, several times slower than
+    their TensorFlow Text ops; in tf.data they run those ops, as the training pipeline does,
+    so every split is tokenized by the same code.
+    """
+    import tensorflow as tf
+
+    if not len(texts):
+        return []
+    dataset = tf.data.Dataset.from_tensor_slices(np.asarray(texts, dtype=str)).batch(chunk)
+    return list(dataset.map(function).as_numpy_iterator())
 
 
 def choose_sequence_length(counts: np.ndarray, config) -> tuple[int, str]:
@@ -91,14 +108,10 @@ def choose_sequence_length(counts: np.ndarray, config) -> tuple[int, str]:
                     f"{truncated:.1%} of training texts truncated")
 
 
-def build_preprocessor(tokenizer, sequence_length: int):
-    """A batch-of-strings -> model-inputs function for tf.data.
-
-    Each batch is trimmed to its longest text (rounded up to a multiple of 8), so short
-    texts do not pay for padding up to `sequence_length`.
-    """
+def build_packer(tokenizer, sequence_length: int):
+    """A batch-of-strings -> (token_ids, padding_mask) function, both `sequence_length` wide:
+    [CLS] tokens [SEP], cut or padded."""
     import keras_hub
-    import tensorflow as tf
 
     ids = special_ids(tokenizer)
     packer = keras_hub.layers.StartEndPacker(
@@ -108,21 +121,83 @@ def build_preprocessor(tokenizer, sequence_length: int):
         pad_value=ids["pad"],
         return_padding_mask=True,
     )
+    return lambda texts: packer(tokenizer(texts))
 
-    def preprocess(texts):
-        token_ids, padding_mask = packer(tokenizer(texts))
-        longest = tf.reduce_max(tf.reduce_sum(tf.cast(padding_mask, tf.int32), axis=1))
-        width = tf.minimum(
-            (longest + LENGTH_MULTIPLE - 1) // LENGTH_MULTIPLE * LENGTH_MULTIPLE, sequence_length
-        )
-        token_ids = tf.cast(token_ids[:, :width], tf.int32)
-        return {
-            "token_ids": token_ids,
-            "padding_mask": tf.cast(padding_mask[:, :width], tf.int32),
-            "segment_ids": tf.zeros_like(token_ids),
-        }
+
+def trim_batch(token_ids, padding_mask) -> dict:
+    """Model inputs of one packed batch, trimmed to its longest text (`batch_width`), so
+    short texts do not pay for padding up to the sequence length."""
+    import tensorflow as tf
+
+    longest = tf.reduce_max(tf.reduce_sum(tf.cast(padding_mask, tf.int32), axis=1))
+    return trim_to(token_ids, padding_mask, batch_width(longest, tf.shape(token_ids)[1]))
+
+
+def batch_width(longest, sequence_length):
+    """The width a batch is padded to: its longest text in tokens, rounded up to a multiple
+    of 8, at most the sequence length (tensors or numbers)."""
+    import tensorflow as tf
+
+    rounded = (longest + LENGTH_MULTIPLE - 1) // LENGTH_MULTIPLE * LENGTH_MULTIPLE
+    return tf.minimum(tf.cast(rounded, tf.int32), tf.cast(sequence_length, tf.int32))
+
+
+def trim_to(token_ids, padding_mask, width) -> dict:
+    """Model inputs: packed `token_ids` and `padding_mask` cut to `width` columns."""
+    import tensorflow as tf
+
+    token_ids = tf.cast(token_ids[:, :width], tf.int32)
+    return {
+        "token_ids": token_ids,
+        "padding_mask": tf.cast(padding_mask[:, :width], tf.int32),
+        "segment_ids": tf.zeros_like(token_ids),
+    }
+
+
+def build_preprocessor(tokenizer, sequence_length: int):
+    """A batch-of-strings -> model-inputs function for tf.data (`build_packer`, `trim_batch`)."""
+    pack = build_packer(tokenizer, sequence_length)
+    return lambda texts: trim_batch(*pack(texts))
+
+
+def with_batch_width(sequence_length: int):
+    """A function on whole training batches of {"text", "tokens"} (`token_counts`) that
+    replaces "tokens" by the batch's "width" (`batch_width`) on every row.
+
+    Applied before a multi-process run slices each global batch (`pipeline.make_dataset`'s
+    `whole_batch`), so every process pads its slice to the same width: the processes compute
+    one step together and their inputs must agree in shape.
+    """
+    import tensorflow as tf
+
+    def widen(batch):
+        width = batch_width(tf.reduce_max(batch["tokens"]), sequence_length)
+        return {"text": batch["text"], "width": tf.fill(tf.shape(batch["tokens"]), width)}
+
+    return widen
+
+
+def build_training_preprocessor(tokenizer, sequence_length: int):
+    """A tf.data function from training batches of {"text", "width"} (`with_batch_width`) to
+    model inputs padded to "width": what `build_preprocessor` gives for the whole batch."""
+    pack = build_packer(tokenizer, sequence_length)
+
+    def preprocess(batch):
+        return trim_to(*pack(batch["text"]), batch["width"][0])
 
     return preprocess
+
+
+def pack_texts(tokenizer, sequence_length: int, texts: list[str]) -> dict[str, np.ndarray]:
+    """`token_ids` and `padding_mask` (int32, `sequence_length` wide) of every text, packed as
+    `build_packer` packs them in training; untrimmed (`trim_batch` trims)."""
+    import tensorflow as tf
+
+    pack = build_packer(tokenizer, sequence_length)
+    packed = in_graph(lambda batch: tuple(tf.cast(part, tf.int32) for part in pack(batch)), texts)
+    empty = np.zeros((0, sequence_length), np.int32)
+    return {"token_ids": np.concatenate([empty, *(ids for ids, _ in packed)]),
+            "padding_mask": np.concatenate([empty, *(mask for _, mask in packed)])}
 
 
 def describe(tokenizer, preset: str) -> dict:

@@ -145,9 +145,10 @@ def _start_jax(mode: str, batch_size: int, common: dict) -> Replicas:
                           f"{len(devices)} devices; set it to a multiple of {len(devices)}")
     global _DISTRIBUTION
     _DISTRIBUTION = keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False)
-    from dlkeras.data import pipeline
+    from dlkeras.data import pipeline, shares
 
     pipeline.set_process_slice(jax.process_index(), processes, len(devices))
+    shares.set_team(jax.process_index(), processes, exchange_bytes)
     return Replicas(replicas=len(devices), processes=processes, process_id=jax.process_index(),
                     **common)
 
@@ -280,6 +281,23 @@ def gather_rows(local, count: int):
     return np.concatenate([every[p, :bounds[p + 1] - bounds[p]] for p in range(processes)])
 
 
+def exchange_bytes(local: bytes) -> list[bytes]:
+    """Every process's `local` bytes, in process order (a collective: all processes call it).
+
+    The data pipelines share their one-off work through it (`data.shares`).
+    """
+    import jax
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    sizes = np.asarray(multihost_utils.process_allgather(
+        np.array([len(local)], np.int32))).reshape(-1)
+    padded = np.zeros(max(int(sizes.max()), 1), np.uint8)
+    padded[:len(local)] = np.frombuffer(local, np.uint8)
+    every = np.asarray(multihost_utils.process_allgather(padded)).reshape(jax.process_count(), -1)
+    return [every[p, :sizes[p]].tobytes() for p in range(jax.process_count())]
+
+
 def predict_batches(model, batches) -> list:
     """The model's outputs for each batch of `batches` (an iterable of input batches), in order.
 
@@ -380,9 +398,10 @@ def _stop() -> None:
     """Forgets an earlier run's distribution (runs in one process, e.g. notebooks and tests)."""
     global _STRATEGY, _DISTRIBUTION
     _STRATEGY = _DISTRIBUTION = None
-    from dlkeras.data import pipeline
+    from dlkeras.data import pipeline, shares
 
     pipeline.set_process_slice(0, 1, 1)
+    shares.set_team(0, 1, None)
 
 
 def _check_worker_variables() -> None:

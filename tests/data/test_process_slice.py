@@ -87,3 +87,30 @@ def test_image_folder_training_batches_are_sliced_before_augmenting(two_processe
         assert sorted(mine + theirs) == sorted(batch) and not set(mine) & set(theirs)
     validation = make_image_dataset(paths, labels, data_config, training=False, seed=1)
     assert not getattr(validation, pipeline.SLICED)
+
+
+def test_text_training_slices_are_padded_alike_on_every_process(two_processes, tmp_path):
+    """Each process tokenizes only its slice, padded to the whole batch's longest text: the
+    processes compute one step together, so their inputs must agree in shape."""
+    import pandas as pd
+
+    from dlkeras import config, data
+
+    rng = np.random.default_rng(0)
+    bodies = [" ".join(["late bag"] * int(rng.integers(1, 30))) + f" ticket {i}" for i in range(64)]
+    path = tmp_path / "tickets.csv"
+    pd.DataFrame({"body": bodies, "queue": ["a", "b"] * 32}).to_csv(path, index=False)
+    recipe = config.apply_overrides(config.load_recipe("bert_tickets"), [
+        f"data.path={path}", "data.text_column=body", "data.label_column=queue",
+        "model.preset=tiny_bert_random", "data.batch_size=8", "data.group_by_length=False"])
+
+    def batches(index: int, processes: int) -> list:
+        pipeline.set_process_slice(index, processes, processes)
+        train = data.build(recipe.data, 0, preset=recipe.model.preset).train
+        return [(x["token_ids"].shape[1], int(np.asarray(x["padding_mask"]).sum(1).max()))
+                for x, _ in train.as_numpy_iterator()]
+
+    whole, first, second = batches(0, 1), batches(0, 2), batches(1, 2)
+    assert [w for w, _ in first] == [w for w, _ in second] == [w for w, _ in whole]
+    # the slices differ in their own longest text, so trimming each alone would disagree
+    assert any(-(-a // 8) != -(-b // 8) for (_, a), (_, b) in zip(first, second))
