@@ -3,8 +3,9 @@
 Weights of dense layers (`MIN_WEIGHTS` or more) are stored as int8, one scale per output channel;
 activations are quantized to uint8 per tensor at run time, so no calibration data is needed. Before
 quantizing, onnxruntime's basic graph optimizations run offline (constant folding turns every
-dense weight into a constant) and Gemm nodes become MatMul (`onnx_graph.dense_as_matmul`: the
-quantizer leaves Gemm in float). After it, layer normalizations and GELUs are fused
+dense weight into a constant), Gemm nodes become MatMul (`onnx_graph.dense_as_matmul`: the
+quantizer leaves Gemm in float) and dense layers lose their reshape chains
+(`onnx_reshapes.flatten_matmuls`). After it, layer normalizations and GELUs are fused
 (`onnx_graph`), which onnxruntime cannot do on the graph tf2onnx writes.
 
 Choices, measured on bert_tickets (MiniLM, 2 CPU cores; README "Export and predict"):
@@ -23,7 +24,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from dlkeras.export import onnx_graph
+from dlkeras.export import onnx_graph, onnx_reshapes
 
 OP_TYPES = ("MatMul",)  # dense layers; attention's activation x activation products stay float
 MIN_WEIGHTS = 1024  # smaller weight matrices stay float, as in TFLite's dynamic-range quantization:
@@ -40,6 +41,7 @@ def export_onnx_int8(source: Path, target: Path) -> dict:
         optimize_offline(source, prepared)
         model = onnx.load(str(prepared))
         dense = onnx_graph.dense_as_matmul(model)
+        flattened = onnx_reshapes.flatten_matmuls(model)
         small = small_matmuls(model)
         onnx.save(model, str(prepared))
         with _without_preprocessing_advice():
@@ -53,7 +55,7 @@ def export_onnx_int8(source: Path, target: Path) -> dict:
         os.replace(temp, target)
     return {"weights": "int8, per output channel", "activations": "uint8, per tensor at run time",
             "int8_matmuls": integer, "small_float_matmuls": len(small), "gemm_as_matmul": dense,
-            "fused": fused}
+            "matmuls_without_reshapes": flattened, "fused": fused}
 
 
 def small_matmuls(model) -> list[str]:

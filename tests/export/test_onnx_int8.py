@@ -105,6 +105,56 @@ def test_a_pattern_whose_inner_value_is_used_elsewhere_is_kept(float_onnx, tmp_p
     assert op_counts(model)["Erf"] == 1
 
 
+def test_dense_layers_lose_their_reshape_chains_with_the_same_outputs(float_onnx, tmp_path):
+    """tf2onnx's dense layers on (batch, 4, 32) reshape to a matrix and back, their shapes
+    computed at run time; afterwards each MatMul takes the 3-D input and no Shape is left."""
+    import onnx
+
+    from dlkeras.export.onnx_int8 import optimize_offline
+    from dlkeras.export.onnx_reshapes import flatten_matmuls
+
+    path, inputs = float_onnx
+    optimize_offline(path, tmp_path / "folded.onnx")  # as the int8 export does: constant weights
+    model = onnx.load(str(tmp_path / "folded.onnx"))
+    onnx_graph.dense_as_matmul(model)
+    before = op_counts(model)
+    assert before["Shape"] == 2 and before["Reshape"] == 6
+    # dense_gelu and dense; the per-head projection's reshapes have constant shapes already
+    assert flatten_matmuls(model) == 2
+    after = op_counts(model)
+    assert not {"Shape", "Gather", "Concat", "Cast"} & set(after)  # run-time shape arithmetic
+    assert after["Reshape"] == 2 and sum(after.values()) == sum(before.values()) - 14
+    onnx.checker.check_model(model)
+    onnx.save(model, str(tmp_path / "flat.onnx"))
+    for batch in (inputs, inputs[:1]):  # the batch axis stays symbolic
+        expected = run_onnx(path, batch)
+        assert np.abs(run_onnx(tmp_path / "flat.onnx", batch) - expected).max() < 1e-5
+    assert flatten_matmuls(model) == 0  # nothing left
+
+
+def test_a_reshape_that_mixes_leading_axes_is_left_alone(tmp_path):
+    """(batch, 4, 32) -> matrix -> MatMul -> (batch * 2, 2, 6): the batch axis does not survive,
+    so no MatMul over leading axes computes it."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from dlkeras.export.onnx_reshapes import flatten_matmuls
+
+    rng = np.random.default_rng(2)
+    nodes = [helper.make_node("Reshape", ["x", "rows"], ["matrix"]),
+             helper.make_node("MatMul", ["matrix", "w"], ["product"], name="dense"),
+             helper.make_node("Reshape", ["product", "mixed"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "mixed", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4, 32])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(rng.normal(size=(32, 12)).astype("float32"), "w"),
+         numpy_helper.from_array(np.array([-1, 32]), "rows"),
+         numpy_helper.from_array(np.array([-1, 2, 6]), "mixed")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)], ir_version=8)
+    assert flatten_matmuls(model) == 0
+    assert op_counts(model) == {"Reshape": 2, "MatMul": 1}
+
+
 def test_int8_artifact_is_smaller_and_close(float_onnx, tmp_path):
     import onnx
 
@@ -114,6 +164,7 @@ def test_int8_artifact_is_smaller_and_close(float_onnx, tmp_path):
     details = export_onnx_int8(path, tmp_path / "model_int8.onnx")
     assert details["fused"] == {"layer_norm": 2, "gelu": 1}
     assert details["int8_matmuls"] == 3 and details["small_float_matmuls"] == 1
+    assert details["matmuls_without_reshapes"] == 2
     quantized = onnx.load(str(tmp_path / "model_int8.onnx"))
     assert {"DynamicQuantizeLinear", "MatMulInteger"} <= set(op_counts(quantized))
     assert [p.name for p in tmp_path.iterdir()] == ["model_int8.onnx"]  # no work files left
