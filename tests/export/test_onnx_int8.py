@@ -135,7 +135,6 @@ def test_dense_layers_lose_their_reshape_chains_with_the_same_outputs(float_onnx
 def test_a_reshape_that_mixes_leading_axes_is_left_alone(tmp_path):
     """(batch, 4, 32) -> matrix -> MatMul -> (batch * 2, 2, 6): the batch axis does not survive,
     so no MatMul over leading axes computes it."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     from dlkeras.export.onnx_reshapes import flatten_matmuls
