@@ -7,8 +7,8 @@ Concat nodes. ONNX's MatMul multiplies the last axis of an input of any rank, so
 `flatten_matmuls` feeds the layer's input to the MatMul directly (reshaped only when its last
 axes are to be merged, with a constant shape) and reshapes the product once, to a constant
 shape; the shape arithmetic then feeds nothing and is removed. For bert_tickets' MiniLM this
-takes 198 of 643 nodes away and lets onnxruntime fuse each feed-forward bias into its int8
-MatMul.
+takes 198 of 643 nodes away, and onnxruntime then fuses the biases of the feed-forward and
+attention-output layers (18) into their int8 MatMuls: it runs 252 nodes instead of 456.
 
 The result is the same: reshapes never reorder elements, so the rows the 2-D MatMul saw are the
 input's rows over its leading axes. A rewrite happens only where symbolic shape inference proves
