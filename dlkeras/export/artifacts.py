@@ -65,7 +65,8 @@ def load_artifact(path: Path) -> LoadedModel:
         raise RunError(f"artifact {path} does not exist; run `make export` first")
     format_name = runtimes.format_of(resolved)
     folder = resolved.parent
-    return _load(resolved, format_name, folder, f"{folder.parent.name} {format_name} v{folder.name}")
+    return _load(resolved, format_name, folder, f"{folder.parent.name} {format_name} v{folder.name}",
+                 recorded_threads(folder, format_name))
 
 
 def load_path(path: Path) -> LoadedModel:
@@ -86,13 +87,31 @@ def load_path(path: Path) -> LoadedModel:
     return load_artifact(path)
 
 
-def _load(path: Path, format_name: str, folder: Path, name: str) -> LoadedModel:
+def _load(path: Path, format_name: str, folder: Path, name: str,
+          threads: int | None = None) -> LoadedModel:
     from dlkeras.data import KINDS
     from dlkeras.data.raw import load_preprocessing
 
     preprocessing = load_preprocessing(folder)
     task = preprocessing.get("task") or KINDS[preprocessing["kind"]].tasks[0]
-    return LoadedModel(path, name, task, folder, preprocessing, runtimes.load(format_name, path))
+    return LoadedModel(path, name, task, folder, preprocessing,
+                       runtimes.load(format_name, path, threads))
+
+
+def recorded_threads(folder: Path, format_name: str) -> int | None:
+    """The runtime thread count the export timed fastest for `format_name` on its machine.
+
+    None (the loader's default) without an export report, or one that recorded none. A count
+    above this machine's cores is capped to them.
+    """
+    path = Path(folder) / "export_report.json"
+    try:
+        threads = json.loads(path.read_text(encoding="utf-8"))["latency_ms"][format_name]["threads"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(threads, int) or threads < 1:
+        return None
+    return min(threads, max(latency.thread_counts()))
 
 
 def fastest_format(folder: Path) -> str:

@@ -67,6 +67,7 @@ class Format:
     unsupported: Callable[[object], str] | None = None
     directory: bool = False
     raw_loader: Callable[[Path], Callable] | None = None
+    threaded: bool = False  # the loader takes `threads`; the export times the thread counts
 
 
 KERAS = Format("keras", "model.keras", loaders.load_keras)  # copied from the run, not an export choice
@@ -75,16 +76,17 @@ FORMATS: dict[str, Format] = {entry.name: entry for entry in (  # export order: 
     Format("saved_model", "saved_model", loaders.load_saved_model, saved_model.convert,
            directory=True, raw_loader=loaders.load_saved_model_raw),
     Format("tflite", "model.tflite", loaders.load_tflite,
-           functools.partial(tflite.convert, mode="float"), converts_from="saved_model"),
+           functools.partial(tflite.convert, mode="float"), converts_from="saved_model",
+           threaded=True),
     Format("tflite_dynamic", "model_dynamic.tflite", loaders.load_tflite,
            functools.partial(tflite.convert, mode="dynamic"), quantized=True,
-           converts_from="saved_model"),
+           converts_from="saved_model", threaded=True),
     Format("tflite_int8", "model_int8.tflite", loaders.load_tflite,
            functools.partial(tflite.convert, mode="int8"), quantized=True,
-           converts_from="saved_model", unsupported=tflite.int8_unsupported),
-    Format("onnx", "model.onnx", loaders.load_onnx, onnx.convert),
+           converts_from="saved_model", unsupported=tflite.int8_unsupported, threaded=True),
+    Format("onnx", "model.onnx", loaders.load_onnx, onnx.convert, threaded=True),
     Format("onnx_int8", "model_int8.onnx", loaders.load_onnx, onnx_int8.convert, quantized=True,
-           converts_from="onnx"),
+           converts_from="onnx", threaded=True),
 )}
 
 ARTIFACTS: dict[str, Format] = {KERAS.name: KERAS, **FORMATS}  # every kind predict can load

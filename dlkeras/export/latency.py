@@ -4,10 +4,15 @@ Batch 1 is timed the way one request arrives: a few test examples spread over th
 converted on its own (a text is then trimmed to its own length, not to the longest text of a
 batch), taken in turn. Batch 32 is the first test batch. `fastest` names the artifact with the
 lowest batch-1 latency among those that passed the parity gate.
+
+Runtimes with a thread setting (ONNX, TFLite) are first timed at batch 1 on one thread and on
+every core this process may use, interleaved call by call (`choose_threads`): which is faster
+depends on the machine, and the export records the winner for whoever loads the artifact.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 
@@ -46,6 +51,44 @@ def median_ms(predict, inputs, budget: float = BUDGET_SECONDS, warmup: int = 2,
         times.append(time.perf_counter() - started)
         spent += times[-1]
     return 1000 * statistics.median(times)
+
+
+def thread_counts() -> list[int]:
+    """1 and the number of cores this process may run on (just [1] on one core)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return sorted({1, max(1, cores or 1)})
+
+
+def choose_threads(load, singles: list, budget: float = BUDGET_SECONDS,
+                   counts: list[int] | None = None, max_repeats: int = 50):
+    """(predict, threads, {threads: batch-1 median ms}) of the faster thread count.
+
+    The counts are timed call by call in turn on the same inputs, so load from other jobs on a
+    shared machine falls on all of them alike; ties go to fewer threads.
+
+    Args:
+        load: `load(threads) -> predict`.
+        singles: batch-1 inputs, called in turn.
+    """
+    counts = counts or thread_counts()
+    predicts = {n: load(n) for n in counts}
+    if len(counts) == 1:
+        return predicts[counts[0]], counts[0], {}
+    for predict in predicts.values():
+        for index in range(max(2, len(singles))):
+            predict(singles[index % len(singles)])
+    times = {n: [] for n in counts}
+    spent, calls = 0.0, 0
+    while calls < 5 or (spent < budget and calls < max_repeats):
+        for n, predict in predicts.items():
+            started = time.perf_counter()
+            predict(singles[calls % len(singles)])
+            times[n].append(time.perf_counter() - started)
+            spent += times[n][-1]
+        calls += 1
+    medians = {n: round(1000 * statistics.median(values), 3) for n, values in times.items()}
+    best = min(counts, key=lambda n: (medians[n], n))
+    return predicts[best], best, medians
 
 
 def keras_contenders(model) -> dict:

@@ -61,10 +61,11 @@ def load_saved_model_raw(path: Path):
     return predict
 
 
-def load_tflite(path: Path):
+def load_tflite(path: Path, threads: int = 2):
+    """`predict(inputs)` of a .tflite file on `threads` interpreter threads."""
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_path=str(path), num_threads=2)
+    interpreter = Interpreter(model_path=str(path), num_threads=threads)
     details = interpreter.get_input_details()
     names = [_input_name(d["name"]) for d in details]
     output = interpreter.get_output_details()[0]
@@ -113,14 +114,18 @@ def _dequantize(values, detail):
     return np.asarray(values, dtype=np.float32)
 
 
-def load_onnx(path: Path):
+def load_onnx(path: Path, threads: int = 1):
+    """`predict(inputs)` of a .onnx file on `threads` onnxruntime intra-op threads.
+
+    One by default: on one 2-core machine a second thread made bert_tickets twice as slow
+    (batch 1 int8: 4.5 -> 8.7 ms), on another it made it 1.3x faster (3.80 -> 2.84 ms). An
+    export times both and records the faster in its report (`latency_ms.<format>.threads`),
+    which `artifacts.load_artifact` then uses.
+    """
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
-    # one thread: on 2 shared CPU cores a second onnxruntime thread made bert_tickets slower, not
-    # faster (batch 1: 8.7 -> 4.5 ms int8, 23.0 -> 12.8 ms float; batch 32: 311 -> 170 ms int8),
-    # and a server answers concurrent requests on the other core
-    options.intra_op_num_threads = 1
+    options.intra_op_num_threads = threads
     session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     names = [i.name for i in session.get_inputs()]
     types = {i.name: i.type for i in session.get_inputs()}

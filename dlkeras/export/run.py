@@ -116,7 +116,16 @@ def _export_into(folder: Path, run_dir: RunDir, recipe, model, chosen: list[str]
         singles = [x for x, _ in parity.test_batches(datasets, preprocessing, folder, batch_size=1,
                                                       limit=latency.SINGLE_EXAMPLES,
                                                       what="preparing latency examples")]
+        threads = {}
+        for name in chosen:
+            if FORMATS[name].threaded:
+                path = folder / FORMATS[name].file_name
+                contenders[name], count, tried = latency.choose_threads(
+                    functools.partial(runtimes.load, name, path), singles, latency_seconds)
+                threads[name] = {"threads": count, **({"batch_1_ms_by_threads": tried} if tried else {})}
         timings = latency.measure(contenders, batches[0][0], latency_seconds, singles)
+        for name, chosen_threads in threads.items():
+            timings[name].update(chosen_threads)
     return {
         "recipe": recipe.name,
         "run": str(run_dir.path),

@@ -12,8 +12,11 @@ from dlkeras.errors import RunError
 from dlkeras.export.formats import ARTIFACTS
 
 
-def load(format_name: str, path: Path):
+def load(format_name: str, path: Path, threads: int | None = None):
     """The predict function of the artifact at `path`.
+
+    Args:
+        threads: runtime threads of a threaded format (ONNX, TFLite); None: its loader's default.
 
     Raises:
         RunError: the artifact is missing or cannot be loaded (corrupt, wrong format, unsafe).
@@ -22,7 +25,10 @@ def load(format_name: str, path: Path):
     if not path.exists():
         raise RunError(f"artifact {path} does not exist; run `make export` first")
     try:
-        return ARTIFACTS[format_name].loader(path)
+        entry = ARTIFACTS[format_name]
+        if threads is not None and entry.threaded:
+            return entry.loader(path, threads=threads)
+        return entry.loader(path)
     except RunError:  # already says what was wrong and what to do
         raise
     except Exception as error:  # each runtime has its own exception types for bad files

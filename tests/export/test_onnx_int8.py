@@ -2,6 +2,7 @@
 in onnxruntime and goes through the parity gate; `fastest_format` reads the report."""
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 
 from dlkeras import export
 from dlkeras.errors import DataError, RunError
-from dlkeras.export import latency, onnx_graph, runtimes
+from dlkeras.export import artifacts, latency, onnx_graph, runtimes
 from dlkeras.export.artifacts import fastest_format
 from dlkeras.export.formats import FORMATS
 
@@ -186,6 +187,14 @@ def test_onnx_int8_export_passes_the_gate_and_names_the_fastest(smoke_run, tmp_p
     assert report["fastest"] == latency.fastest(checks, report["latency_ms"])
     assert report["fastest"]["format"] in checks
     assert fastest_format(folder) == report["fastest"]["format"]
+    for name in checks:  # each ONNX artifact was timed on every thread count; the faster is kept
+        timing = report["latency_ms"][name]
+        assert timing["threads"] in latency.thread_counts()
+        if len(latency.thread_counts()) > 1:
+            tried = {int(n): ms for n, ms in timing["batch_1_ms_by_threads"].items()}
+            assert sorted(tried) == latency.thread_counts()
+            assert tried[timing["threads"]] == min(tried.values())
+        assert artifacts.recorded_threads(folder, name) == timing["threads"]
     summary = (folder / "export_summary.md").read_text()
     assert f"Fastest format that passed the gate: {report['fastest']['format']}" in summary
 
@@ -207,6 +216,33 @@ def test_fastest_format_picks_the_quickest_format_that_passed(tmp_path):
     assert fastest_format(folder) == "onnx_int8"  # tflite_dynamic is faster but failed the gate
     (folder / "model_int8.onnx").unlink()
     assert fastest_format(folder) == "onnx"  # an artifact no longer there is not chosen
+
+
+def test_choose_threads_keeps_the_faster_count_timed_in_turn():
+    calls = []
+
+    def load(threads):
+        def predict(x):
+            calls.append(threads)
+            time.sleep(0.002 if threads == 4 else 0.006)
+        return predict
+
+    predict, threads, tried = latency.choose_threads(load, [1, 2], budget=0.05, counts=[1, 4])
+    assert threads == 4 and tried[4] < tried[1]
+    timed = calls[2 * 2:]  # after two warm-up calls each, the counts take turns call by call
+    assert timed[: 6] == [1, 4, 1, 4, 1, 4]
+    assert latency.choose_threads(load, [1], counts=[1])[1:] == (1, {})  # one core: nothing timed
+
+
+def test_an_artifact_loads_with_the_thread_count_its_export_recorded(tmp_path, monkeypatch):
+    folder = write_report(tmp_path, {"onnx": True}, {"onnx": 2.0})
+    assert artifacts.recorded_threads(folder, "onnx") is None  # not recorded: the loader's default
+    report = json.loads((folder / "export_report.json").read_text())
+    report["latency_ms"]["onnx"]["threads"] = 64
+    (folder / "export_report.json").write_text(json.dumps(report))
+    monkeypatch.setattr(latency, "thread_counts", lambda: [1, 2])
+    assert artifacts.recorded_threads(folder, "onnx") == 2  # capped at this machine's cores
+    assert artifacts.recorded_threads(folder, "tflite") is None
 
 
 def test_fastest_format_explains_what_is_missing(tmp_path):

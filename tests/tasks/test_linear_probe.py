@@ -43,9 +43,46 @@ def test_settings_are_chosen_without_the_test_split():
     features.x["test"] = rng.normal(0, 50, features.x["test"].shape).astype(np.float32)
     features.y["test"] = rng.permutation(features.y["test"])
     second = linear_probe.fit(features, 3, "auto", seed=0)
-    assert (first.c, first.class_weight, first.validation) == (second.c, second.class_weight,
-                                                               second.validation)
+    assert (first.c, first.class_weight, first.validation, first.temperature) == (
+        second.c, second.class_weight, second.validation, second.temperature)
     assert first.c in linear_probe.C_GRID and first.class_weight in ("none", "balanced")
+
+
+def validation_log_loss(probe, features) -> float:
+    probabilities = probe.probabilities(features.x["val"])
+    return float(-np.log(probabilities[np.arange(len(features.y["val"])), features.y["val"]]).mean())
+
+
+def overlapping(num_classes: int, width: int, sizes, spread: float, seed: int) -> Features:
+    """Unit-variance blobs whose centres lie `spread` apart per feature: they overlap."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, spread, (num_classes, width))
+    x, y = {}, {}
+    for name, size in zip(("train", "val", "test"), sizes):
+        y[name] = np.arange(size) % num_classes
+        x[name] = (centres[y[name]] + rng.normal(0, 1, (size, width))).astype(np.float32)
+    return Features(x, y)
+
+
+@pytest.mark.parametrize("c, cooler", [(10.0, True), (0.01, False)])
+def test_temperature_calibrates_the_probe_without_changing_its_predictions(c, cooler):
+    """Many classes, 8 training examples each, 60 features. Weakly regularised (C=10) the
+    probe separates its training set and is overconfident on validation: its temperature is
+    above 1. Strongly regularised (C=0.01) it is underconfident: below 1. Either way no nearby
+    temperature gives a lower validation log-loss, and the predictions stay."""
+    features = overlapping(20, 60, (160, 400, 40), spread=0.3, seed=3)
+    probe = linear_probe.fit(features, 20, "none", seed=0, c_grid=(c,))
+    if cooler:
+        assert probe.classifier.score((features.x["train"] - probe.mean) / probe.scale,
+                                      features.y["train"]) == 1.0
+    assert (probe.temperature > 1.5) if cooler else (probe.temperature < 0.7)
+    calibrated = validation_log_loss(probe, features)
+    predicted = probe.probabilities(features.x["val"]).argmax(axis=1)
+    fitted = probe.temperature
+    for other in (1.0, fitted * 0.8, fitted * 1.25):
+        probe.temperature = other
+        assert validation_log_loss(probe, features) > calibrated
+        np.testing.assert_array_equal(probe.probabilities(features.x["val"]).argmax(axis=1), predicted)
 
 
 def test_an_untrained_backbone_gives_a_small_head():
