@@ -31,10 +31,14 @@ def summary_markdown(report: dict) -> str:
             + " | ".join(f"{check['metrics'][m]:.4f}" for m in metric_names)
             + f" | {'' if agreement is None else f'{agreement:.3f}'} | {check['rule']} |"
         )
-    lines += ["", "Latency: median ms; batch 1 takes test examples one at a time, as requests come.", "",
-              "| runtime | batch 1 (ms) | batch 32 (ms) |", "|---|---|---|"]
+    lines += ["", "Latency: median ms; batch 1 takes test examples one at a time, as requests come. "
+                  "Threads: the runtime's thread count, the faster of those timed at batch 1 "
+                  "(kept for loading and serving the artifact).", "",
+              "| runtime | batch 1 (ms) | batch 32 (ms) | threads |", "|---|---|---|---|"]
     for name, timing in report["latency_ms"].items():
-        lines.append(f"| {name} | {timing['batch_1_ms']:.2f} | {timing['batch_32_ms']:.2f} |")
+        tried = ", ".join(f"{n}: {ms:.2f} ms" for n, ms in timing.get("batch_1_ms_by_threads", {}).items())
+        threads = f"{timing['threads']}" + (f" ({tried})" if tried else "") if "threads" in timing else ""
+        lines.append(f"| {name} | {timing['batch_1_ms']:.2f} | {timing['batch_32_ms']:.2f} | {threads} |")
     fastest = report.get("fastest")
     if fastest:
         lines += ["", f"Fastest format that passed the gate: {fastest['format']} "

@@ -51,6 +51,8 @@ RECIPE = Recipe(
             # Encoder frozen: the head starts from the linear probe's solution and learns on
             # cached sentence embeddings in seconds, so fine-tuning starts from a good
             # classifier instead of a random one; validation keeps the better of the stages.
+            # Skipped when the probe already separates the training texts (many intents, few
+            # examples each): fine-tuning then starts from the calibrated probe itself.
             StageConfig(name="head", epochs=10, learning_rate=3e-3, trainable="head"),
             StageConfig(name="finetune", trainable="all"),
         ),

@@ -21,6 +21,7 @@ import numpy as np
 
 C_GRID = (0.01, 0.1, 1.0, 10.0)  # inverse L2 strength on centred, globally scaled features
 MIN_SCALE = 1e-3
+SEPARATES = 0.99  # training accuracy from which a probe counts as separating its training set
 
 
 @dataclass
@@ -35,6 +36,11 @@ class Probe:
     class_weight: str
     validation: dict
     temperature: float = 1.0
+    training_accuracy: float | None = None
+
+    def separates_training(self) -> bool:
+        """True when the probe classifies (almost) every training example right."""
+        return self.training_accuracy is not None and self.training_accuracy >= SEPARATES
 
     def logits(self, standard: np.ndarray) -> np.ndarray:
         """Calibrated logits of the training classes, on centred and scaled features."""
@@ -64,7 +70,7 @@ class Probe:
         return (f"linear probe on {features}: validation accuracy "
                 f"{metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f} "
                 f"(C={self.c:g}, class weights {self.class_weight}, temperature "
-                f"{self.temperature:.2f})")
+                f"{self.temperature:.2f}; training accuracy {self.training_accuracy:.4f})")
 
 
 def score(probabilities: np.ndarray, labels: np.ndarray) -> dict:
@@ -107,6 +113,7 @@ def fit(features, num_classes: int, class_weight: str, seed: int,
                 best = (rank, probe)
     probe = best[1]
     probe.temperature = temperature(probe, features)
+    probe.training_accuracy = float(probe.classifier.score((train_x - mean) / scale, train_y))
     return probe
 
 

@@ -197,6 +197,9 @@ def test_onnx_int8_export_passes_the_gate_and_names_the_fastest(smoke_run, tmp_p
         assert artifacts.recorded_threads(folder, name) == timing["threads"]
     summary = (folder / "export_summary.md").read_text()
     assert f"Fastest format that passed the gate: {report['fastest']['format']}" in summary
+    latency_row = next(line for line in summary.splitlines()  # runtime | b1 | b32 | threads
+                       if line.startswith("| onnx_int8 |") and line.count("|") == 5)
+    assert latency_row.split("|")[4].strip().startswith(str(report["latency_ms"]["onnx_int8"]["threads"]))
 
 
 def write_report(folder: Path, checks: dict, timings: dict) -> Path:
