@@ -42,14 +42,18 @@ class Probe:
         """True when the probe classifies (almost) every training example right."""
         return self.training_accuracy is not None and self.training_accuracy >= SEPARATES
 
-    def logits(self, standard: np.ndarray) -> np.ndarray:
-        """Calibrated logits of the training classes, on centred and scaled features."""
-        return np.asarray(self.classifier.decision_function(standard)) / self.temperature
+    def raw_logits(self, features: np.ndarray) -> np.ndarray:
+        """(examples, training classes) uncalibrated logits; a binary probe's one logit belongs
+        to the second class, the first gets 0 (as in `head_weights`)."""
+        raw = np.asarray(self.classifier.decision_function((features - self.mean) / self.scale))
+        return np.stack([np.zeros_like(raw), raw], axis=1) if raw.ndim == 1 else raw
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         """(examples, num_classes) probabilities; classes missing from training get 0."""
+        from scipy.special import softmax
+
         scores = np.zeros((len(features), self.num_classes))
-        scores[:, self.classifier.classes_] = _softmax(self.logits((features - self.mean) / self.scale))
+        scores[:, self.classifier.classes_] = softmax(self.raw_logits(features) / self.temperature, axis=1)
         return scores
 
     def head_weights(self) -> tuple[np.ndarray, np.ndarray]:
@@ -123,31 +127,20 @@ def temperature(probe: Probe, features) -> float:
     Validation examples of classes training never saw are left out: no temperature helps them.
     """
     from scipy.optimize import minimize_scalar
+    from scipy.special import log_softmax
 
     known = np.isin(features.y["val"], probe.classifier.classes_)
     if not known.any():
         return 1.0
-    standard = (features.x["val"][known].astype(np.float64) - probe.mean) / probe.scale
-    raw = np.asarray(probe.classifier.decision_function(standard))
-    if raw.ndim == 1:  # binary: the one logit belongs to the second class
-        raw = np.stack([np.zeros_like(raw), raw], axis=1)
+    raw = probe.raw_logits(features.x["val"][known].astype(np.float64))
     column = np.searchsorted(probe.classifier.classes_, features.y["val"][known])
+    rows = np.arange(len(column))
 
     def log_loss(log_t: float) -> float:
-        scaled = raw / np.exp(log_t)
-        shifted = scaled - scaled.max(axis=1, keepdims=True)
-        log_norm = np.log(np.exp(shifted).sum(axis=1))
-        return float(np.mean(log_norm - shifted[np.arange(len(column)), column]))
+        return float(-log_softmax(raw / np.exp(log_t), axis=1)[rows, column].mean())
 
     found = minimize_scalar(log_loss, bounds=(np.log(0.05), np.log(100.0)), method="bounded")
     return float(np.exp(found.x))
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    if logits.ndim == 1:  # binary
-        logits = np.stack([np.zeros_like(logits), logits], axis=1)
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
 
 
 def refit(features, num_classes: int, c: float, class_weight: str, seed: int) -> Probe:
