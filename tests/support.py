@@ -41,3 +41,11 @@ FAMILIES = {  # recipe -> what its raw inputs are
     "lstm_sales": "day windows",
     "effnet_defects": "image files",
 }
+
+
+def op_counts(model) -> dict:
+    """{op type: how many nodes} of an onnx.ModelProto's main graph."""
+    counts = {}
+    for node in model.graph.node:
+        counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    return counts

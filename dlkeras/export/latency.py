@@ -34,23 +34,28 @@ def take(inputs, count: int):
     return rows(inputs)
 
 
-def median_ms(predict, inputs, budget: float = BUDGET_SECONDS, warmup: int = 2,
-              max_repeats: int = 50) -> float:
-    """Median wall time of `predict` in milliseconds after warm-up calls.
+def interleaved_ms(predicts: dict, inputs: list, budget: float = BUDGET_SECONDS, warmup: int = 2,
+                   max_repeats: int = 50) -> dict:
+    """{key: median wall time in ms} of each `predicts[key](input)`, timed call by call in turn.
 
-    Args:
-        inputs: one model input, or a list of them called in turn.
+    Each round calls every contender once on the same input (`inputs` taken in turn), so load
+    from other jobs on a shared machine falls on all of them alike. Rounds stop when `budget`
+    seconds per contender are spent (at least 5, at most `max_repeats`), after `warmup` calls
+    of each (at least one per input). With one contender, it is timed alone.
     """
-    inputs = inputs if isinstance(inputs, list) else [inputs]
-    for index in range(max(warmup, len(inputs))):
-        predict(inputs[index % len(inputs)])
-    times, spent = [], 0.0
-    while len(times) < 5 or (spent < budget and len(times) < max_repeats):
-        started = time.perf_counter()
-        predict(inputs[len(times) % len(inputs)])
-        times.append(time.perf_counter() - started)
-        spent += times[-1]
-    return 1000 * statistics.median(times)
+    for predict in predicts.values():
+        for index in range(max(warmup, len(inputs))):
+            predict(inputs[index % len(inputs)])
+    times = {key: [] for key in predicts}
+    spent, rounds = 0.0, 0
+    while rounds < 5 or (spent < budget * len(predicts) and rounds < max_repeats):
+        for key, predict in predicts.items():
+            started = time.perf_counter()
+            predict(inputs[rounds % len(inputs)])
+            times[key].append(time.perf_counter() - started)
+            spent += times[key][-1]
+        rounds += 1
+    return {key: 1000 * statistics.median(values) for key, values in times.items()}
 
 
 def thread_counts() -> list[int]:
@@ -74,19 +79,8 @@ def choose_threads(load, singles: list, budget: float = BUDGET_SECONDS,
     predicts = {n: load(n) for n in counts}
     if len(counts) == 1:
         return predicts[counts[0]], counts[0], {}
-    for predict in predicts.values():
-        for index in range(max(2, len(singles))):
-            predict(singles[index % len(singles)])
-    times = {n: [] for n in counts}
-    spent, calls = 0.0, 0
-    while calls < 5 or (spent < budget and calls < max_repeats):
-        for n, predict in predicts.items():
-            started = time.perf_counter()
-            predict(singles[calls % len(singles)])
-            times[n].append(time.perf_counter() - started)
-            spent += times[n][-1]
-        calls += 1
-    medians = {n: round(1000 * statistics.median(values), 3) for n, values in times.items()}
+    timed = interleaved_ms(predicts, singles, budget, max_repeats=max_repeats)
+    medians = {n: round(ms, 3) for n, ms in timed.items()}
     best = min(counts, key=lambda n: (medians[n], n))
     return predicts[best], best, medians
 
@@ -104,15 +98,21 @@ def keras_contenders(model) -> dict:
 
 def measure(contenders: dict, sample, budget: float = BUDGET_SECONDS,
             singles: list | None = None) -> dict[str, dict[str, float]]:
-    """{name: {"batch_1_ms": ..., "batch_32_ms": ...}} for every contender.
+    """{name: {"batch_1_ms": ..., "batch_32_ms": ...}} for every contender, each timed alone.
+
+    Contenders are not interleaved: the runtimes' thread pools keep spinning for a while after
+    a call (onnxruntime, TFLite's XNNPACK, TensorFlow), so a call right after another runtime's
+    competes with its spinning threads; measured so, int8 ONNX on 2 threads took 6.7 ms at
+    batch 1 instead of 3.3.
 
     Args:
         sample: a batch of model inputs; batch 32 repeats its rows if it is shorter.
         singles: batch-1 inputs timed in turn; None: the first row of `sample`.
     """
-    inputs = {1: singles or take(sample, 1), 32: take(sample, 32)}
+    inputs = {1: singles or [take(sample, 1)], 32: [take(sample, 32)]}
     return {
-        name: {f"batch_{n}_ms": round(median_ms(predict, inputs[n], budget), 3) for n in inputs}
+        name: {f"batch_{size}_ms": round(interleaved_ms({name: predict}, inputs[size], budget)[name], 3)
+               for size in inputs}
         for name, predict in contenders.items()
     }
 

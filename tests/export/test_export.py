@@ -46,6 +46,9 @@ def test_every_format_passes_parity(name, exported):
         assert (folder / "model_dynamic.tflite").stat().st_size < 0.6 * float_size
     if name == "bert_tickets":
         assert (folder / "tokenizer" / "tokenizer.json").is_file()
+        # the tiny BERT's 2 attentions (zero biases, left out by tf2onnx), checked on its
+        # calibration texts and fused
+        assert report["formats"]["onnx_int8"]["fused"]["attention"] == 2
 
 
 def test_a_single_format_exports_on_its_own(trained, tmp_path):

@@ -7,19 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import op_counts
 
 from dlkeras import export
 from dlkeras.errors import DataError, RunError
 from dlkeras.export import artifacts, latency, onnx_graph, runtimes
 from dlkeras.export.artifacts import fastest_format
 from dlkeras.export.formats import FORMATS
-
-
-def op_counts(model) -> dict:
-    counts = {}
-    for node in model.graph.node:
-        counts[node.op_type] = counts.get(node.op_type, 0) + 1
-    return counts
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +156,7 @@ def test_int8_artifact_is_smaller_and_close(float_onnx, tmp_path):
 
     path, inputs = float_onnx
     details = export_onnx_int8(path, tmp_path / "model_int8.onnx")
-    assert details["fused"] == {"layer_norm": 2, "gelu": 1}
+    assert details["fused"] == {"layer_norm": 2, "gelu": 1, "attention": 0}  # no attention in it
     assert details["int8_matmuls"] == 3 and details["small_float_matmuls"] == 1
     assert details["matmuls_without_reshapes"] == 2
     quantized = onnx.load(str(tmp_path / "model_int8.onnx"))
