@@ -83,6 +83,26 @@ def test_a_fusion_whose_outputs_differ_is_undone(attention_onnx, monkeypatch):
     assert model.SerializeToString() == before
 
 
+def test_feeds_the_graph_refuses_leave_it_unchanged(attention_onnx):
+    model = prepared(attention_onnx)
+    before = model.SerializeToString()
+    wrong = [{"features": np.zeros((1, LENGTH, WIDTH), "float32"), "unknown_input": np.ones((1, LENGTH))}]
+    assert onnx_attention.fuse_attention(model, lambda: wrong) == 0
+    assert model.SerializeToString() == before
+
+
+def test_outputs_that_are_not_finite_never_agree():
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Log", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    data = model.SerializeToString()
+    assert onnx_attention.max_difference(data, data, [{"x": np.array([1.0, 2.0], "float32")}]) == 0
+    assert onnx_attention.max_difference(data, data, [{"x": np.array([-1.0], "float32")}]) == np.inf
+
+
 def test_feeds_are_built_only_when_an_attention_matches(attention_onnx):
     import onnx
 
