@@ -55,13 +55,6 @@ def session(path: Path, threads: int):
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def typed(session_, feed: dict) -> dict:
-    from dlkeras.export.onnx_attention import ONNX_TYPES
-
-    kinds = {value.name: value.type for value in session_.get_inputs()}
-    return {name: np.asarray(value).astype(ONNX_TYPES[kinds[name]]) for name, value in feed.items()}
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--onnx", type=Path, required=True, help="an export's float model.onnx")
@@ -84,7 +77,7 @@ def main() -> int:
     models = {
         "int8": (work / "plain.onnx", None),
         "int8 + attention": (work / "attention.onnx",
-                             lambda: [*singles[:4], onnx_attention.padded_batch(singles[:4])]),
+                             lambda names: [*singles[:4], onnx_attention.padded_batch(singles[:4])]),
     }
     details = {}
     for name, (path, feeds) in models.items():
@@ -94,7 +87,7 @@ def main() -> int:
               flush=True)
     contenders = {(name, threads): session(path, threads)
                   for name, (path, _) in models.items() for threads in latency.thread_counts()}
-    feeds = {key: [typed(s, feed) for feed in singles] for key, s in contenders.items()}
+    feeds = {key: [onnx_attention.typed(s, feed) for feed in singles] for key, s in contenders.items()}
     for key, s in contenders.items():
         for feed in feeds[key]:
             s.run(None, feed)
@@ -110,7 +103,7 @@ def main() -> int:
                 times[key].append(time.perf_counter() - started)
     difference = onnx_attention.max_difference(
         models["int8"][0].read_bytes(), models["int8 + attention"][0].read_bytes(),
-        [typed(contenders[order[0]], feed) for feed in singles])
+        [onnx_attention.typed(contenders[order[0]], feed) for feed in singles])
     rows = []
     print("\n| model | threads | batch 1 median (ms) | vs int8 |\n|---|---|---|---|")
     for (name, threads), values in times.items():

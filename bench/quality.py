@@ -149,10 +149,17 @@ def run_once(recipe: str, seed: int, sets: list[str], out: Path) -> dict:
         raise SystemExit(f"{recipe} seed {seed} failed:\n{result.stderr[-3000:]}")
     name = json.loads((out / "latest" / recipe / "recipe.json").read_text())["name"]
     metrics = json.loads((out / "latest" / name / "metrics.json").read_text())
-    return {"seed": seed, "seconds": round(seconds, 1), "model": metrics["model"],
-            "baselines": metrics["baselines"], "kept_stage": metrics.get("kept_stage"),
+    return {"seed": seed, "seconds": round(seconds, 1), "model": headline(metrics["model"]),
+            "baselines": {name: headline(m) for name, m in metrics["baselines"].items()},
+            "kept_stage": metrics.get("kept_stage"),
             "class_weight": metrics.get("class_weight"),
             "calendar_features": metrics.get("calendar_features")}
+
+
+def headline(metrics: dict) -> dict:
+    """The single numbers of a metrics.json entry (per-class tables and confusion matrices stay
+    in the run: with 171 classes they made a results file 1.8 MB)."""
+    return {key: value for key, value in metrics.items() if not isinstance(value, dict | list)}
 
 
 def spread(values: list[float]) -> str:

@@ -40,10 +40,10 @@ ONNX_TYPES = {"tensor(int32)": np.int32, "tensor(int64)": np.int64, "tensor(bool
 MAX_HOPS = 8  # nodes searched from the Softmax back to the scores, and forward to the values
 
 
-def fuse_attention(model, feeds: Callable[[], list[dict]]) -> int:
-    """Rewrites every matched attention of `model` in place when the outputs on `feeds()` (model
-    input name -> array, each run as one batch; called only when there is a match) agree with
-    the original; returns the count."""
+def fuse_attention(model, feeds: Callable[[list[str]], list[dict]]) -> int:
+    """Rewrites every matched attention of `model` in place when the outputs on
+    `feeds(input names)` (model input name -> array, each run as one batch; called only when
+    there is a match) agree with the original; returns the count."""
     from onnx import TensorProto, helper, numpy_helper
 
     graph = Graph(model)
@@ -52,7 +52,7 @@ def fuse_attention(model, feeds: Callable[[], list[dict]]) -> int:
     masks = {found["mask"] for found in matches}
     if not matches or len(masks) != 1:
         return 0
-    feeds = feeds()
+    feeds = feeds([value.name for value in model.graph.input])
     if not feeds:
         return 0
     before = model.SerializeToString()
@@ -86,14 +86,11 @@ def fuse_attention(model, feeds: Callable[[], list[dict]]) -> int:
     return len(matches)
 
 
-def training_feeds(source, generate: Callable, count: int = FEED_EXAMPLES) -> list[dict]:
+def training_feeds(names: list[str], generate: Callable, count: int = FEED_EXAMPLES) -> list[dict]:
     """`count` single examples of `generate()` (rows as the export's calibration yields them)
-    fed by the input names of the ONNX model at `source`, and the same examples as one batch,
-    padded with zeros at the end of each row (token 0 and padding mask 0: padding) so that the
-    mask is exercised; an empty list when the rows are not 2-D arrays of one example."""
-    import onnx
-
-    names = [value.name for value in onnx.load(str(source), load_external_data=False).graph.input]
+    fed by the model's input `names`, and the same examples as one batch, padded with zeros at
+    the end of each row (token 0 and padding mask 0: padding) so that the mask is exercised;
+    an empty list when the rows are not 2-D arrays of one example."""
     rows = []
     for row in itertools.islice(generate(), count):
         row = row if isinstance(row, dict) else dict(zip(names, row, strict=False))
@@ -121,11 +118,9 @@ def max_difference(first: bytes, second: bytes, feeds: list[dict]) -> float:
     options.log_severity_level = 3
     sessions = [onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
                 for data in (first, second)]
-    types = {value.name: value.type for value in sessions[0].get_inputs()}
     worst = 0.0
     for feed in feeds:
-        feed = {name: np.asarray(value).astype(ONNX_TYPES.get(types.get(name), np.asarray(value).dtype))
-                for name, value in feed.items()}
+        feed = typed(sessions[0], feed)
         outputs = [session.run(None, feed) for session in sessions]
         for a, b in zip(*outputs, strict=True):
             difference = np.abs(np.asarray(a, float) - np.asarray(b, float))
@@ -133,6 +128,13 @@ def max_difference(first: bytes, second: bytes, feeds: list[dict]) -> float:
                 return float("inf")
             worst = max(worst, float(np.max(difference, initial=0)))
     return worst
+
+
+def typed(session, feed: dict) -> dict:
+    """`feed` with each array cast to the type the onnxruntime `session` declares for it."""
+    types = {value.name: value.type for value in session.get_inputs()}
+    return {name: np.asarray(value).astype(ONNX_TYPES.get(types.get(name), np.asarray(value).dtype))
+            for name, value in feed.items()}
 
 
 def _match(graph: Graph, softmax) -> dict | None:

@@ -35,12 +35,14 @@ MIN_WEIGHTS = 1024  # smaller weight matrices stay float, as in TFLite's dynamic
 # they cost little time, and quantizing the few weights of a small model costs it accuracy
 
 
-def export_onnx_int8(source: Path, target: Path, feeds: Callable[[], list[dict]] | None = None) -> dict:
+def export_onnx_int8(source: Path, target: Path,
+                     feeds: Callable[[list[str]], list[dict]] | None = None) -> dict:
     """Quantizes the float ONNX model `source` into `target`; returns details for the report.
 
     Args:
-        feeds: model inputs (input name -> array) that check the attention fusion, built only
-            when the graph has an attention to fuse; None: no attention is fused.
+        feeds: input names -> model inputs (input name -> array) that check the attention
+            fusion, called only when the graph has an attention to fuse; None: no attention is
+            fused.
     """
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -107,4 +109,4 @@ class _quiet_quantizer(logging.Filter):
 def convert(job) -> dict:
     """The FORMATS converter: `job` is a `formats.Conversion` whose source is model.onnx."""
     return export_onnx_int8(job.source, job.target,
-                            feeds=lambda: onnx_attention.training_feeds(job.source, job.calibration()))
+                            feeds=lambda names: onnx_attention.training_feeds(names, job.calibration()))

@@ -61,7 +61,7 @@ def test_each_masked_self_attention_becomes_one_node_with_the_same_outputs(atten
     model = prepared(attention_onnx)
     before = model.SerializeToString()
     assert op_counts(model)["Softmax"] == 2
-    assert onnx_attention.fuse_attention(model, padded_feeds) == 2
+    assert onnx_attention.fuse_attention(model, lambda names: padded_feeds()) == 2
     after = op_counts(model)
     assert after["MultiHeadAttention"] == 2 and "Softmax" not in after and "Transpose" not in after
     onnx.checker.check_model(model)
@@ -79,7 +79,7 @@ def test_a_fusion_whose_outputs_differ_is_undone(attention_onnx, monkeypatch):
     model = prepared(attention_onnx)
     before = model.SerializeToString()
     monkeypatch.setattr(onnx_attention, "TOLERANCE", -1.0)  # no difference is small enough
-    assert onnx_attention.fuse_attention(model, padded_feeds) == 0
+    assert onnx_attention.fuse_attention(model, lambda names: padded_feeds()) == 0
     assert model.SerializeToString() == before
 
 
@@ -87,7 +87,7 @@ def test_feeds_the_graph_refuses_leave_it_unchanged(attention_onnx):
     model = prepared(attention_onnx)
     before = model.SerializeToString()
     wrong = [{"features": np.zeros((1, LENGTH, WIDTH), "float32"), "unknown_input": np.ones((1, LENGTH))}]
-    assert onnx_attention.fuse_attention(model, lambda: wrong) == 0
+    assert onnx_attention.fuse_attention(model, lambda names: wrong) == 0
     assert model.SerializeToString() == before
 
 
@@ -112,25 +112,16 @@ def test_feeds_are_built_only_when_an_attention_matches(attention_onnx):
         if node.op_type == "Softmax":
             node.op_type = "Relu"
             del node.attribute[:]
-    assert onnx_attention.fuse_attention(dense_only, lambda: asked.append(1) or padded_feeds()) == 0
+    assert onnx_attention.fuse_attention(dense_only, lambda names: asked.append(1) or padded_feeds()) == 0
     assert asked == []
 
 
-def test_training_feeds_add_a_zero_padded_batch_of_the_examples(attention_onnx):
+def test_training_feeds_add_a_zero_padded_batch_of_the_examples():
     rows = [{"features": np.ones((1, n, WIDTH), "float32"), "padding_mask": np.ones((1, n), bool)}
             for n in (2, 5)]
-    assert onnx_attention.training_feeds(attention_onnx, lambda: iter(rows)) == []  # 3-D features
+    assert onnx_attention.training_feeds(["features", "padding_mask"], lambda: iter(rows)) == []  # 3-D
     tokens = [{"token_ids": np.full((1, n), 7), "padding_mask": np.ones((1, n), bool)} for n in (2, 5, 3)]
-    source = attention_onnx.with_name("tokens.onnx")
-    import onnx
-    from onnx import TensorProto, helper
-
-    graph = helper.make_graph([helper.make_node("Cast", ["token_ids"], ["out"], to=TensorProto.FLOAT)], "g",
-                              [helper.make_tensor_value_info("token_ids", TensorProto.INT64, [None, None]),
-                               helper.make_tensor_value_info("padding_mask", TensorProto.BOOL, [None, None])],
-                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [None, None])])
-    onnx.save(helper.make_model(graph), str(source))
-    feeds = onnx_attention.training_feeds(source, lambda: iter(tokens), count=2)
+    feeds = onnx_attention.training_feeds(["token_ids", "padding_mask"], lambda: iter(tokens), count=2)
     assert len(feeds) == 3  # the 2 examples, then both as a batch
     assert feeds[2]["token_ids"].tolist() == [[7, 7, 0, 0, 0], [7, 7, 7, 7, 7]]
     assert feeds[2]["padding_mask"].tolist() == [[True, True, False, False, False], [True] * 5]
@@ -142,7 +133,8 @@ def test_int8_export_fuses_the_attention_before_quantizing(attention_onnx, tmp_p
 
     from dlkeras.export.onnx_int8 import export_onnx_int8
 
-    details = export_onnx_int8(attention_onnx, tmp_path / "model_int8.onnx", feeds=padded_feeds)
+    details = export_onnx_int8(attention_onnx, tmp_path / "model_int8.onnx",
+                               feeds=lambda names: padded_feeds())
     assert details["fused"]["attention"] == 2
     quantized = onnx.load(str(tmp_path / "model_int8.onnx"))
     assert op_counts(quantized)["MultiHeadAttention"] == 2 and "MatMulInteger" in op_counts(quantized)
