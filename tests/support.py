@@ -7,6 +7,12 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+TESTS = ROOT / "tests"
+
+# Groups that take minutes (seconds summed from `pytest --durations`): under xdist they are
+# handed out first, so that no worker is left alone with one of them at the end.
+LONGEST_GROUPS = ("tests/export", "tests/test_workers.py", "tests/test_notebooks.py",
+                  "tests/test_resume_exact.py", "tests/test_train.py", "tests/test_bert_tickets.py")
 
 
 def run_cli(args, env=None, timeout=600, module="dlkeras.train", **kwargs):
@@ -18,6 +24,15 @@ def run_cli(args, env=None, timeout=600, module="dlkeras.train", **kwargs):
         [sys.executable, "-m", module, *args],
         cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout, **kwargs,
     )
+
+
+def xdist_group(path: Path) -> str:
+    """The xdist group of the test file at `path`: a folder with its own conftest.py (session
+    fixtures: trained and exported models) is one group; any other test file is one (module
+    fixtures)."""
+    path = Path(path).resolve()
+    shared = path.parent != TESTS and (path.parent / "conftest.py").exists()
+    return (path.parent if shared else path).relative_to(ROOT).as_posix()
 
 
 def write_customers_csv(path, rows: int = 120, seed: int = 0, noise: float = 0.0):
