@@ -29,3 +29,22 @@ def test_session_fixtures_live_only_where_their_tests_share_a_worker():
     for module in TESTS.rglob("test_*.py"):
         assert "scope=\"session\"" not in module.read_text(), (
             f"{module.relative_to(ROOT)} defines a session fixture: move it to a conftest.py")
+
+
+def test_under_xdist_each_group_runs_in_one_worker():
+    """What make test relies on: the groups reach xdist's scheduler (a pytest release once broke
+    that silently, and every worker then built every shared fixture)."""
+    import re
+    import subprocess
+    import sys
+
+    files = ["tests/test_config.py", "tests/data/test_splits.py"]
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", "-n", "2", "--dist", "loadgroup",
+         "--no-loadscope-reorder", *files], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:]
+    workers = {}
+    for worker, nodeid in re.findall(r"^\[(gw\d+)\].*?PASSED (\S+)", result.stdout, re.MULTILINE):
+        workers.setdefault(nodeid.split("::")[0], set()).add(worker)
+    assert sorted(workers) == sorted(files)
+    assert all(len(names) == 1 for names in workers.values()), workers
