@@ -1,4 +1,5 @@
 import os
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +16,7 @@ def pytest_collection_modifyitems(config, items):
     """Under `pytest -n N --dist loadgroup --no-loadscope-reorder` (make test), tests that share
     an expensive fixture run in one worker, and the longest groups are handed out first."""
     groups = {item: xdist_group(Path(item.path)) for item in items}
-    sizes = {}
-    for group in groups.values():
-        sizes[group] = sizes.get(group, 0) + 1
+    sizes = Counter(groups.values())
     rank = {group: index for index, group in enumerate(LONGEST_GROUPS)}
     items.sort(key=lambda item: (rank.get(groups[item], len(rank)), -sizes[groups[item]], groups[item]))
     for item in items:
