@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def pytest_collection_modifyitems(config, items):
     """Under `pytest -n N --dist loadgroup --no-loadscope-reorder` (make test), tests that share
     an expensive fixture run in one worker, and the longest groups are handed out first."""
-    groups = {item: xdist_group(Path(item.path)) for item in items}
+    of_file = {path: xdist_group(path) for path in {item.path for item in items}}
+    groups = {item: of_file[item.path] for item in items}
     sizes = Counter(groups.values())
     rank = {group: index for index, group in enumerate(LONGEST_GROUPS)}
     items.sort(key=lambda item: (rank.get(groups[item], len(rank)), -sizes[groups[item]], groups[item]))
