@@ -58,6 +58,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="turns of served load and direct calls the time is split into")
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients")
     parser.add_argument("--instances", type=int, default=1, help="instances per request")
+    parser.add_argument("--recipes", nargs="+", default=list(MODELS), choices=MODELS,
+                        help="the models to load (default: both)")
     parser.add_argument("--format", default="fastest", help="--format of the server")
     parser.add_argument("--max-batch-size", type=int, default=32)
     parser.add_argument("--max-wait-ms", type=float, default=2.0)
@@ -220,10 +222,10 @@ def summarise_direct(slices: list[dict[int, tuple[int, float]]]) -> dict:
 
 def measure(server: Server, served: dict, models: dict, inputs: dict, args) -> dict:
     """Served load and direct calls of every model, taking turns over `args.rounds` rounds."""
-    turns = [(name, side) for name in MODELS for side in ("served", "direct")]
-    loads = {name: [] for name in MODELS}
-    calls = {name: [] for name in MODELS}
-    batches = {name: [0.0, 0.0] for name in MODELS}  # micro-batches formed, instances in them
+    turns = [(name, side) for name in args.recipes for side in ("served", "direct")]
+    loads = {name: [] for name in args.recipes}
+    calls = {name: [] for name in args.recipes}
+    batches = {name: [0.0, 0.0] for name in args.recipes}  # micro-batches formed, instances in them
     for round_index in range(args.rounds):
         shift = round_index % len(turns)
         for name, side in turns[shift:] + turns[:shift]:
@@ -242,7 +244,7 @@ def measure(server: Server, served: dict, models: dict, inputs: dict, args) -> d
             print(f"round {round_index + 1}: {name} served, {len(loads[name][-1]['latencies'])} "
                   "requests", flush=True)
     rows = {}
-    for name in MODELS:
+    for name in args.recipes:
         count, items = batches[name]
         rows[name] = {"format": served[name]["format"],
                       **summarise_load(loads[name], args.clients, args.instances),
@@ -264,16 +266,16 @@ def main(argv=None) -> int:
     from dlkeras.serving.registry import discover, load_model
 
     folders = {found.name: found for found in discover(args.models)[0]}
-    missing = [name for name in MODELS if name not in folders]
+    missing = [name for name in args.recipes if name not in folders]
     if missing:
         raise SystemExit(f"{args.models} lacks exports of {missing}; see `bench/serve.py --help`")
-    inputs = {name: raw_inputs(name) for name in MODELS}
+    inputs = {name: raw_inputs(name) for name in args.recipes}
     described = machine.describe()
     server = Server(args)
     served = {m["name"]: m for m in json.loads(server.call("GET", "/v1/models")[1])["models"]}
     # the same artifacts without HTTP, in this process, same machine, same run
-    models = {name: load_model(folders[name], served[name]["format"]) for name in MODELS}
-    for name in MODELS:  # warm-up: every batch shape the runtimes will see
+    models = {name: load_model(folders[name], served[name]["format"]) for name in args.recipes}
+    for name in args.recipes:  # warm-up: every batch shape the runtimes will see
         load(server, name, inputs[name], args.clients, 2.0, args.instances)
     rss_start = server.metrics()["process_resident_memory_bytes"]
     rows = measure(server, served, models, inputs, args)

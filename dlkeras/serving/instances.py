@@ -96,6 +96,13 @@ def decode_text(instance, where: str, preprocessing: dict, scratch: Scratch) -> 
 
 
 def decode_row(instance, where: str, preprocessing: dict, scratch: Scratch) -> dict:
+    if not _plain_row(instance, preprocessing["numeric"], preprocessing["categorical"]):
+        check_row(instance, where, preprocessing)
+    return instance
+
+
+def check_row(instance, where: str, preprocessing: dict) -> None:
+    """Every check of a table row, each refusal naming the fix (RequestError)."""
     columns = [*preprocessing["numeric"], *preprocessing["categorical"]]
     if not isinstance(instance, dict):
         raise RequestError(f"{where}: a table row is a JSON object of column: value, found a "
@@ -112,7 +119,27 @@ def decode_row(instance, where: str, preprocessing: dict, scratch: Scratch) -> d
         if not _number(instance[column]):
             raise RequestError(f"{where}: column {column!r} must be a number, found "
                                f"{json.dumps(instance[column])[:40]}")
-    return instance
+
+
+def _plain_row(instance, numeric, categorical) -> bool:
+    """The common row, checked fast: an object of scalars with every column, each numeric
+    column a finite JSON number (a row `check_row` passes). Anything else takes `check_row`,
+    which accepts what else it can (numbers in strings, booleans) and names the problem."""
+    if type(instance) is not dict:
+        return False
+    try:
+        for column in numeric:
+            value = instance[column]
+            if (type(value) is not float and type(value) is not int) or not -1e308 < value < 1e308:
+                return False  # also nan, inf and integers too large for a float
+        for column in categorical:
+            instance[column]
+    except KeyError:
+        return False
+    return _SCALAR_TYPES.issuperset(map(type, instance.values()))
+
+
+_SCALAR_TYPES = frozenset(SCALARS)
 
 
 def _number(value) -> bool:
@@ -152,9 +179,8 @@ def classify(model, raw) -> list[dict]:
     """Labels and probabilities per class name for a batch of raw inputs."""
     probabilities = np.asarray(model.predict(model.convert(raw)), dtype=np.float64)
     names = model.preprocessing["class_names"]
-    return [{"label": names[int(np.argmax(row))],
-             "probabilities": {name: float(p) for name, p in zip(names, row)}}
-            for row in probabilities]
+    return [{"label": names[best], "probabilities": dict(zip(names, row))}
+            for best, row in zip(probabilities.argmax(axis=1).tolist(), probabilities.tolist())]
 
 
 def _row_converter(preprocessing: dict, folder: Path):
