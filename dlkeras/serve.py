@@ -43,7 +43,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="serve every complete version, not only the latest of each model")
     parser.add_argument("--max-batch-size", type=int, default=32, help="most instances per runtime call")
     parser.add_argument("--max-wait-ms", type=float, default=2.0,
-                        help="how long a request waits for others to share its batch")
+                        help="how long a request waits at most for others to share its batch "
+                             "(never longer than the model's recent batches took to run)")
     parser.add_argument("--cache-size", type=int, default=1024,
                         help="predictions kept in the LRU cache (0: none)")
     parser.add_argument("--max-instances", type=int, default=1024, help="most instances in one request")

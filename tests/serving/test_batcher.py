@@ -65,6 +65,33 @@ def test_a_lone_request_waits_at_most_max_wait():
     assert 0.2 <= seconds[0] < 1.5
 
 
+def lone_requests(runtime, max_wait_ms: float, count: int = 3) -> list[float]:
+    """Seconds each of `count` requests took, sent one after another (each alone in its batch)."""
+    async def main():
+        batcher = MicroBatcher(runtime, max_batch_size=32, max_wait_ms=max_wait_ms)
+        batcher.start()
+        seconds = []
+        for i in range(count):
+            started = time.perf_counter()
+            await batcher.submit([i])
+            seconds.append(time.perf_counter() - started)
+        await batcher.close()
+        return seconds
+
+    return asyncio.run(main())
+
+
+def test_a_fast_runtime_cuts_the_wait_after_its_first_batch():
+    first, *later = lone_requests(Runtime(), max_wait_ms=400)
+    assert first >= 0.4  # nothing measured yet: the full wait
+    assert max(later) < 0.2  # a batch takes well under 0.4 s: waiting longer leaves it idle
+
+
+def test_a_slow_runtime_keeps_the_full_wait():
+    seconds = lone_requests(Runtime(seconds=0.5), max_wait_ms=200)
+    assert all(s >= 0.2 + 0.5 for s in seconds)
+
+
 def test_batches_hold_whole_requests_up_to_the_size_limit():
     runtime = Runtime()
     results, _ = serve(runtime, [[1, 2], [3, 4], [5, 6], [7]], max_batch_size=4, max_wait_ms=20)
