@@ -114,6 +114,17 @@ def recorded_threads(folder: Path, format_name: str) -> int | None:
     return min(threads, max(latency.thread_counts()))
 
 
+def recorded_batch_size(folder: Path, format_name: str) -> int | None:
+    """The batch size the export timed fastest per example for `format_name`, when a size
+    below the largest it timed won (`export.latency.best_batch_size`); else None (no limit)."""
+    path = Path(folder) / "export_report.json"
+    try:
+        size = json.loads(path.read_text(encoding="utf-8"))["latency_ms"][format_name]["best_batch_size"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return size if isinstance(size, int) and not isinstance(size, bool) and size >= 1 else None
+
+
 def fastest_format(folder: Path) -> str:
     """The format with the lowest batch-1 latency among those that passed the parity gate.
 

@@ -5,6 +5,12 @@ converted on its own (a text is then trimmed to its own length, not to the longe
 batch), taken in turn. Batch 32 is the first test batch. `fastest` names the artifact with the
 lowest batch-1 latency among those that passed the parity gate.
 
+Each exported artifact is also timed per example at batch sizes 4, 8, 16 and 32 on the rows of
+the first test batch, interleaved call by call (`per_example_ms`): on some machines a batch of 32
+runs slower per example than a batch of 4 (its activations outgrow the caches). The report
+records the best size when a smaller one wins (`best_batch_size`), and the server forms batches
+no larger than that.
+
 Runtimes with a thread setting (ONNX, TFLite) are first timed at batch 1 on one thread and on
 every core this process may use, interleaved call by call (`choose_threads`): which is faster
 depends on the machine, and the export records the winner for whoever loads the artifact.
@@ -20,6 +26,8 @@ import numpy as np
 
 BUDGET_SECONDS = 3.0  # default per measurement: repeats stop when it is spent (at least 5 runs)
 SINGLE_EXAMPLES = 8  # test examples timed in turn at batch 1
+BATCH_SIZES = (4, 8, 16, 32)  # timed per example (`per_example_ms`)
+TOLERANCE = 0.05  # a larger batch size within 5% of the best time per example is preferred
 
 
 def take(inputs, count: int):
@@ -115,6 +123,24 @@ def measure(contenders: dict, sample, budget: float = BUDGET_SECONDS,
                for size in inputs}
         for name, predict in contenders.items()
     }
+
+
+def per_example_ms(predict, sample, budget: float = BUDGET_SECONDS) -> dict[int, float]:
+    """{batch size: median ms per example} of `predict` at each of `BATCH_SIZES`, on the first
+    rows of `sample` (repeated if short), the sizes timed call by call in turn; `budget` seconds
+    in all."""
+    batches = {size: take(sample, size) for size in BATCH_SIZES}
+    timed = interleaved_ms({size: (lambda _, x=x: predict(x)) for size, x in batches.items()}, [None],
+                           budget / len(batches))
+    return {size: round(ms / size, 4) for size, ms in timed.items()}
+
+
+def best_batch_size(per_example: dict[int, float], tolerance: float = TOLERANCE) -> int | None:
+    """The largest batch size whose time per example is within `tolerance` of the best; None
+    when that is the largest size timed (larger batches may be faster still: no limit)."""
+    best = min(per_example.values())
+    size = max(n for n, ms in per_example.items() if ms <= best * (1 + tolerance))
+    return None if size == max(per_example) else size
 
 
 def fastest(checks: dict, timings: dict) -> dict | None:

@@ -126,6 +126,10 @@ def _export_into(folder: Path, run_dir: RunDir, recipe, model, chosen: list[str]
         timings = latency.measure(contenders, batches[0][0], latency_seconds, singles)
         for name, chosen_threads in threads.items():
             timings[name].update(chosen_threads)
+        for name in chosen:  # the server's batch size (`serving.registry`)
+            per_example = latency.per_example_ms(contenders[name], batches[0][0], latency_seconds)
+            timings[name].update(ms_per_example={str(n): ms for n, ms in per_example.items()},
+                                 best_batch_size=latency.best_batch_size(per_example))
     return {
         "recipe": recipe.name,
         "run": str(run_dir.path),

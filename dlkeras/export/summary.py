@@ -33,11 +33,12 @@ def summary_markdown(report: dict) -> str:
         )
     lines += ["", "Latency: median ms; batch 1 takes test examples one at a time, as requests come. "
                   "Threads: the runtime's thread count, the faster of those timed at batch 1 "
-                  "(kept for loading and serving the artifact).", "",
-              "| runtime | batch 1 (ms) | batch 32 (ms) | threads |", "|---|---|---|---|"]
+                  "(kept for loading and serving the artifact). Server batch: the batch size "
+                  "timed fastest per example when smaller than 32 (the server batches no more).", "",
+              "| runtime | batch 1 (ms) | batch 32 (ms) | threads | server batch |", "|---|---|---|---|---|"]
     for name, timing in report["latency_ms"].items():
         lines.append(f"| {name} | {timing['batch_1_ms']:.2f} | {timing['batch_32_ms']:.2f} | "
-                     f"{_threads(timing)} |")
+                     f"{_threads(timing)} | {_server_batch(timing)} |")
     fastest = report.get("fastest")
     if fastest:
         lines += ["", f"Fastest format that passed the gate: {fastest['format']} "
@@ -49,6 +50,12 @@ def summary_markdown(report: dict) -> str:
     notes += [f"- {name}: {_raw_signature_line(check)}" for name, check in report["formats"].items()
               if "raw_signature" in check]
     return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
+
+
+def _server_batch(timing: dict) -> str:
+    if "ms_per_example" not in timing:
+        return ""  # the Keras contenders, or a report written before the sizes were timed
+    return str(timing.get("best_batch_size") or "any")
 
 
 def _raw_signature_line(check: dict) -> str:

@@ -40,7 +40,8 @@ class Settings:
     """How requests are batched, cached and limited.
 
     Attributes:
-        max_batch_size: the most instances one runtime call receives.
+        max_batch_size: the most instances one runtime call receives (fewer for a model whose
+            export timed a smaller batch faster per example: `ServedModel.batch_size`).
         max_wait_ms: how long a request waits for others to share its batch.
         cache_size: predictions kept in the LRU cache (0: no cache).
         max_instances: the most instances one request may send.
@@ -70,7 +71,8 @@ class Service:
         for model in self.registry:
             # one thread per model: a TFLite interpreter must not be called from two at once
             executor = ThreadPoolExecutor(1, thread_name_prefix=f"{model.name}-v{model.version}")
-            batcher = MicroBatcher(model.answer, self.settings.max_batch_size, self.settings.max_wait_ms,
+            size = min(self.settings.max_batch_size, model.batch_size or self.settings.max_batch_size)
+            batcher = MicroBatcher(model.answer, size, self.settings.max_wait_ms,
                                    executor, self.metrics.batch_size.labels(label(model)).observe)
             batcher.start()
             self.executors.append(executor)

@@ -45,6 +45,8 @@ class ServedModel:
         loaded: the artifact with its preprocessing (`export.artifacts.LoadedModel`).
         convert: raw inputs -> model inputs (the data kind's converter); None for forecasts.
         codec: how its data kind's instances are decoded and answered.
+        batch_size: the batch size its export timed fastest per example, when smaller than the
+            largest it timed (`export.artifacts.recorded_batch_size`); None: no limit of its own.
     """
 
     name: str
@@ -54,6 +56,7 @@ class ServedModel:
     loaded: object
     convert: object
     codec: Codec
+    batch_size: int | None = None
 
     @property
     def preprocessing(self) -> dict:
@@ -191,7 +194,8 @@ def load_model(found: Found, wanted: str) -> ServedModel:
     codec = CODECS[kind]
     build = codec.converter or (build_converter if KINDS[kind].raw_inputs else None)
     convert = build(loaded.preprocessing, loaded.folder) if build else None
-    model = ServedModel(found.name, found.version, format_name, path, loaded, convert, codec)
+    model = ServedModel(found.name, found.version, format_name, path, loaded, convert, codec,
+                        artifacts.recorded_batch_size(found.folder, format_name))
     warm_up(model)
     return model
 
@@ -219,7 +223,9 @@ def load_models(root: Path, wanted: str = FASTEST, all_versions: bool = False,
     models = []
     for entry in found:
         model = load_model(entry, wanted)
+        batches = (f"; batches of at most {model.batch_size}, the size its export timed fastest "
+                   "per example" if model.batch_size else "")
         say(f"loaded {model.name} v{model.version}: {model.format} ({model.path}), "
-            f"{model.preprocessing['kind']} {model.task}")
+            f"{model.preprocessing['kind']} {model.task}{batches}")
         models.append(model)
     return Registry(models)

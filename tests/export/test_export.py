@@ -9,7 +9,7 @@ from support import FAMILIES
 
 from dlkeras import config, export
 from dlkeras.errors import ConfigError, RunError
-from dlkeras.export import parity, runtimes
+from dlkeras.export import artifacts, parity, runtimes
 from dlkeras.export.formats import ARTIFACTS, FORMATS
 
 
@@ -41,6 +41,11 @@ def test_every_format_passes_parity(name, exported):
                       "export_summary.md"):
         assert (folder / file_name).is_file()
     assert set(report["latency_ms"]) >= {"keras predict", "keras compiled call", *recipe.export.formats}
+    for format_name in recipe.export.formats:  # per example at each batch size, for the server
+        timing = report["latency_ms"][format_name]
+        assert set(timing["ms_per_example"]) == {"4", "8", "16", "32"}
+        assert timing["best_batch_size"] in (None, 4, 8, 16)
+        assert artifacts.recorded_batch_size(folder, format_name) == timing["best_batch_size"]
     float_size = (folder / "model.tflite").stat().st_size
     if float_size > 2**16:  # tiny layers stay float: dynamic range skips small weight tensors
         assert (folder / "model_dynamic.tflite").stat().st_size < 0.6 * float_size

@@ -191,9 +191,11 @@ def test_onnx_int8_export_passes_the_gate_and_names_the_fastest(smoke_run, tmp_p
         assert artifacts.recorded_threads(folder, name) == timing["threads"]
     summary = (folder / "export_summary.md").read_text()
     assert f"Fastest format that passed the gate: {report['fastest']['format']}" in summary
-    latency_row = next(line for line in summary.splitlines()  # runtime | b1 | b32 | threads
-                       if line.startswith("| onnx_int8 |") and line.count("|") == 5)
-    assert latency_row.split("|")[4].strip().startswith(str(report["latency_ms"]["onnx_int8"]["threads"]))
+    latency_row = next(line for line in summary.splitlines()  # runtime | b1 | b32 | threads | batch
+                       if line.startswith("| onnx_int8 |") and line.count("|") == 6)
+    timing = report["latency_ms"]["onnx_int8"]
+    assert latency_row.split("|")[4].strip().startswith(str(timing["threads"]))
+    assert latency_row.split("|")[5].strip() == str(timing["best_batch_size"] or "any")
 
 
 def write_report(folder: Path, checks: dict, timings: dict) -> Path:
@@ -240,6 +242,37 @@ def test_an_artifact_loads_with_the_thread_count_its_export_recorded(tmp_path, m
     monkeypatch.setattr(latency, "thread_counts", lambda: [1, 2])
     assert artifacts.recorded_threads(folder, "onnx") == 2  # capped at this machine's cores
     assert artifacts.recorded_threads(folder, "tflite") is None
+
+
+def test_best_batch_size_is_the_largest_within_tolerance_of_the_best():
+    assert latency.best_batch_size({4: 1.0, 8: 1.02, 16: 1.3, 32: 1.5}) == 8
+    assert latency.best_batch_size({4: 1.2, 8: 1.0, 16: 1.1, 32: 1.3}) == 8
+    assert latency.best_batch_size({4: 2.0, 8: 1.5, 16: 1.2, 32: 1.0}) is None  # the largest: no limit
+    assert latency.best_batch_size({4: 1.0, 8: 1.0, 16: 1.0, 32: 1.04}) is None
+
+
+def test_per_example_ms_times_the_sizes_in_turn_and_finds_the_fastest():
+    sizes = []
+
+    def predict(x):  # up to 8 rows: 0.5 ms each; more: 1.5 ms each
+        sizes.append(len(x))
+        time.sleep(len(x) * (0.0005 if len(x) <= 8 else 0.0015))
+
+    per_example = latency.per_example_ms(predict, np.zeros((5, 3)), budget=0.2)
+    assert set(per_example) == {4, 8, 16, 32}
+    assert per_example[8] < per_example[16] and per_example[4] < per_example[32]
+    assert latency.best_batch_size(per_example) == 8
+    assert sizes[8:16] == [4, 8, 16, 32, 4, 8, 16, 32]  # after two warm-up calls of each
+
+
+def test_the_server_batch_size_is_read_from_the_export_report(tmp_path):
+    folder = write_report(tmp_path, {"onnx": True}, {"onnx": 2.0})
+    assert artifacts.recorded_batch_size(folder, "onnx") is None  # not recorded: no limit
+    report = json.loads((folder / "export_report.json").read_text())
+    for size, expected in ((4, 4), (None, None), (0, None), (True, None), ("8", None)):
+        report["latency_ms"]["onnx"]["best_batch_size"] = size
+        (folder / "export_report.json").write_text(json.dumps(report))
+        assert artifacts.recorded_batch_size(folder, "onnx") == expected
 
 
 def test_fastest_format_explains_what_is_missing(tmp_path):

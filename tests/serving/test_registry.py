@@ -76,3 +76,22 @@ def test_a_named_format_must_be_in_the_folder(tmp_path):
     assert choose_format(folder, "onnx") == ("onnx", folder / "model.onnx")
     with pytest.raises(RunError, match=r"has no saved_model artifact.*it has \['onnx'\]"):
         choose_format(folder, "saved_model")
+
+
+@pytest.mark.parametrize("recorded, limit, expected", [(4, 32, 4), (None, 32, 32), (16, 8, 8)])
+def test_each_batcher_forms_batches_no_larger_than_its_model_allows(recorded, limit, expected):
+    import asyncio
+    from types import SimpleNamespace
+
+    from dlkeras.serving.app import Service, Settings
+
+    model = SimpleNamespace(name="m", version=1, batch_size=recorded, answer=lambda items: items)
+    service = Service([model], Settings(max_batch_size=limit))
+
+    async def started():
+        await service.start()
+        size = service.batchers[("m", 1)].max_batch_size
+        await service.stop()
+        return size
+
+    assert asyncio.run(started()) == expected
