@@ -4,7 +4,9 @@ Serves exported models over HTTP with TensorFlow Serving's REST API, on raw inpu
 table rows, base64 images, recent days. SAVED_MODELS is the export folder (recipes and their
 versions), one recipe's folder, or one version folder; the latest version of each model is
 served (--all-versions: every complete one), in the runtime of --format ("fastest": the
-quickest format that passed the parity gate, by the latency table of export_report.json).
+quickest format at batch 1 that passed the parity gate, by the latency table of
+export_report.json; "throughput": the gated format with the most examples per second at its best
+batch size, for a server under load).
 
     curl -d '{"instances": ["my bag never arrived"]}' \\
         http://127.0.0.1:8501/v1/models/bert_tickets:predict
@@ -37,8 +39,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     parser.add_argument("--port", type=int, default=8501,
                         help="port (TF Serving's REST port; 0: any free one)")
-    parser.add_argument("--format", default="fastest", choices=["fastest", *ARTIFACTS],
-                        help="artifact to serve (default: the fastest that passed the parity gate)")
+    parser.add_argument("--format", default="fastest", choices=["fastest", "throughput", *ARTIFACTS],
+                        help="artifact to serve (default: the fastest at batch 1 that passed the "
+                             "parity gate; throughput: the gated one with the most examples per second)")
     parser.add_argument("--all-versions", action="store_true",
                         help="serve every complete version, not only the latest of each model")
     parser.add_argument("--max-batch-size", type=int, default=32, help="most instances per runtime call")

@@ -125,11 +125,13 @@ def recorded_batch_size(folder: Path, format_name: str) -> int | None:
     return size if isinstance(size, int) and not isinstance(size, bool) and size >= 1 else None
 
 
-def fastest_format(folder: Path) -> str:
-    """The format with the lowest batch-1 latency among those that passed the parity gate.
+def fastest_format(folder: Path, by: str = "latency") -> str:
+    """The format with the lowest batch-1 latency (`by="latency"`), or the lowest time per
+    example at its best batch size (`by="throughput"`), among those that passed the parity gate.
 
     Read from the export folder's export_report.json (`formats.<name>.passed` and
-    `latency_ms.<name>.batch_1_ms`); formats whose artifact is not in the folder are skipped.
+    `latency_ms.<name>.batch_1_ms` or `.ms_per_example`); formats whose artifact is not in the
+    folder are skipped.
 
     Raises:
         RunError: the folder has no export_report.json.
@@ -143,7 +145,7 @@ def fastest_format(folder: Path) -> str:
         checks, timings = dict(report["formats"]), dict(report.get("latency_ms") or {})
         present = {name: check for name, check in checks.items()
                    if name in FORMATS and (Path(folder) / FORMATS[name].file_name).exists()}
-        found = latency.fastest(present, timings)
+        found = (latency.highest_throughput if by == "throughput" else latency.fastest)(present, timings)
         failed = sorted(name for name, check in checks.items() if not check.get("passed"))
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise DataError(f"{path} is damaged ({type(error).__name__}: {error}); "
@@ -151,6 +153,10 @@ def fastest_format(folder: Path) -> str:
     if not timings:
         raise DataError(f"{path} has no latency table (latency_ms), so no format is known to be fastest; "
                         "export the run again or name a format")
+    if found is None and by == "throughput" and not any("ms_per_example" in t for t in timings.values()):
+        raise DataError(f"{path} has no times per example (latency_ms.<format>.ms_per_example): the "
+                        "run was exported before they were recorded; export it again, or serve "
+                        "--format fastest")
     if found is None:
         raise DataError(f"{path}: no exported format passed the parity gate with a latency "
                         f"(failed: {failed}); fix and export the run again, or name a format")

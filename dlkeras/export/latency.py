@@ -132,7 +132,7 @@ def per_example_ms(predict, sample, budget: float = BUDGET_SECONDS) -> dict[int,
     batches = {size: take(sample, size) for size in BATCH_SIZES}
     timed = interleaved_ms({size: (lambda _, x=x: predict(x)) for size, x in batches.items()}, [None],
                            budget / len(batches))
-    return {size: round(ms / size, 4) for size, ms in timed.items()}
+    return {size: float(f"{ms / size:.4g}") for size, ms in timed.items()}
 
 
 def best_batch_size(per_example: dict[int, float], tolerance: float = TOLERANCE) -> int | None:
@@ -156,3 +156,19 @@ def fastest(checks: dict, timings: dict) -> dict | None:
         return None
     best = min(timed, key=lambda name: (timings[name]["batch_1_ms"], timings[name].get("batch_32_ms", 0)))
     return {"format": best, "batch_1_ms": timings[best]["batch_1_ms"]}
+
+
+def highest_throughput(checks: dict, timings: dict) -> dict | None:
+    """{"format", "ms_per_example", "batch_size"} of the gated format with the lowest time per
+    example at its best batch size (`per_example_ms`): the one a loaded server answers most
+    requests with. None when no gated format was timed per example.
+    """
+    best = None
+    for name, check in checks.items():
+        per_example = timings.get(name, {}).get("ms_per_example")
+        if not check.get("passed") or not per_example:
+            continue
+        size, ms = min(per_example.items(), key=lambda item: (item[1], -int(item[0])))
+        if best is None or ms < best["ms_per_example"]:
+            best = {"format": name, "ms_per_example": ms, "batch_size": int(size)}
+    return best

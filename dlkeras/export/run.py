@@ -142,6 +142,7 @@ def _export_into(folder: Path, run_dir: RunDir, recipe, model, chosen: list[str]
         "formats": checks,
         "latency_ms": timings,
         "fastest": latency.fastest(checks, timings),  # what `serve --format fastest` picks
+        "highest_throughput": latency.highest_throughput(checks, timings),  # `--format throughput`
         "passed": all(c["passed"] for c in checks.values()),
     }
 

@@ -45,6 +45,11 @@ def summary_markdown(report: dict) -> str:
                       f"({fastest['batch_1_ms']:.2f} ms at batch 1)."]
     elif "fastest" in report:
         lines += ["", "No format passed the gate with a latency: none to serve."]
+    busiest = report.get("highest_throughput")
+    if busiest:
+        lines += ["", f"Most examples per second among them: {busiest['format']} "
+                      f"({busiest['ms_per_example']:.3g} ms per example at batch {busiest['batch_size']}; "
+                      "`serve --format throughput`)."]
     notes = [f"- {name}: int8 with float fallback ({check['float_fallback_reason']})"
              for name, check in report["formats"].items() if check.get("integer_only") is False]
     notes += [f"- {name}: {_raw_signature_line(check)}" for name, check in report["formats"].items()

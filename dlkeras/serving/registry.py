@@ -9,7 +9,8 @@
 A model's name is its recipe's folder name and its version the folder's number, as TensorFlow
 Serving names them. Only the latest version of each model is loaded unless every version is
 asked for. The format is chosen per version: a named one, or the fastest format that passed the
-parity gate by the latency table of its export_report.json.
+parity gate by the latency table of its export_report.json (at batch 1, or per example at the
+best batch size for "throughput").
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from dlkeras.serving.instances import CODECS, Codec, Scratch
 from dlkeras.serving.request import RequestError
 
 VERSION = re.compile(r"^\d+$")
-FASTEST = "fastest"
+FASTEST = "fastest"  # the gated format with the lowest batch-1 latency
+THROUGHPUT = "throughput"  # the gated format with the most examples per second
 
 
 @dataclass(frozen=True)
@@ -160,7 +162,7 @@ def _versions(folder: Path, all_versions: bool, notes: list[str]) -> list[Found]
 
 
 def choose_format(folder: Path, wanted: str) -> tuple[str, Path]:
-    """(format name, artifact path) of `wanted` ("fastest" or a format name) in `folder`.
+    """(format name, artifact path) of `wanted` ("fastest", "throughput" or a format name) in `folder`.
 
     Raises:
         RunError: the folder lacks that format's artifact.
@@ -168,7 +170,8 @@ def choose_format(folder: Path, wanted: str) -> tuple[str, Path]:
     from dlkeras.export.artifacts import fastest_format
     from dlkeras.export.formats import ARTIFACTS
 
-    name = fastest_format(folder) if wanted == FASTEST else wanted
+    by = {FASTEST: "latency", THROUGHPUT: "throughput"}.get(wanted)
+    name = fastest_format(folder, by) if by else wanted
     path = folder / ARTIFACTS[name].file_name
     if not path.exists():
         present = [n for n, entry in ARTIFACTS.items() if (folder / entry.file_name).exists()]

@@ -196,6 +196,11 @@ def test_onnx_int8_export_passes_the_gate_and_names_the_fastest(smoke_run, tmp_p
     timing = report["latency_ms"]["onnx_int8"]
     assert latency_row.split("|")[4].strip().startswith(str(timing["threads"]))
     assert latency_row.split("|")[5].strip() == str(timing["best_batch_size"] or "any")
+    busiest = report["highest_throughput"]
+    assert busiest == latency.highest_throughput(checks, report["latency_ms"])
+    per_example = report["latency_ms"][busiest["format"]]["ms_per_example"]
+    assert busiest["ms_per_example"] == min(per_example.values())
+    assert f"Most examples per second among them: {busiest['format']}" in summary
 
 
 def write_report(folder: Path, checks: dict, timings: dict) -> Path:

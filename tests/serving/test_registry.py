@@ -62,6 +62,26 @@ def test_fastest_is_the_quickest_format_that_passed_the_gate(tmp_path):
     assert choose_format(folder, "fastest") == ("onnx", folder / "model.onnx")
 
 
+def test_throughput_is_the_gated_format_with_the_least_time_per_example(tmp_path):
+    timings = report({"onnx": True, "tflite": True, "tflite_int8": False},
+                     {"onnx": 0.5, "tflite": 0.2, "tflite_int8": 0.1})
+    per_example = {"onnx": {"4": 0.3, "16": 0.1, "32": 0.12}, "tflite": {"4": 0.2, "16": 0.25},
+                   "tflite_int8": {"4": 0.01}}
+    for name, times in per_example.items():
+        timings["latency_ms"][name]["ms_per_example"] = times
+    folder = version(tmp_path, "m", "1", files=("model.onnx", "model.tflite", "model_int8.tflite"),
+                     report=timings)
+    assert choose_format(folder, "fastest")[0] == "tflite"  # the quickest at batch 1
+    assert choose_format(folder, "throughput") == ("onnx", folder / "model.onnx")  # 0.1 ms at 16
+    from dlkeras.export import latency
+
+    assert latency.highest_throughput(timings["formats"], timings["latency_ms"]) == {
+        "format": "onnx", "ms_per_example": 0.1, "batch_size": 16}
+    older = version(tmp_path, "m", "2", report=report({"onnx": True}, {"onnx": 1.0}))
+    with pytest.raises(DataError, match="exported before they were recorded.*--format fastest"):
+        choose_format(older, "throughput")
+
+
 def test_no_report_or_no_gated_format_asks_for_a_named_format(tmp_path):
     bare = version(tmp_path, "m", "1")
     with pytest.raises(RunError, match="export the run first.*or name a format"):
