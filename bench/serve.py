@@ -18,8 +18,8 @@ recipe's data set, rows of the churn table) for `--seconds` in all; the table ha
 answered, the errors (zero expected), p50 and p99 latency, the throughput, and the mean
 micro-batch size the server formed. Side by side in the same run, the same artifact is called
 directly in this process (raw inputs converted by the server's own converter, then the runtime)
-at batch sizes 1 to 64, 2 s per size in all; the best of those is the ceiling the server's
-throughput is compared with. Served load and direct calls take turns over `--rounds` rounds
+at batch sizes 1, 4, 8, 16, 32 and 64, 2 s per size in all; the best of those is the ceiling the
+server's throughput is compared with. Served load and direct calls take turns over `--rounds` rounds
 (each a share of the time, in a rotated order), so that load on a shared machine hits both
 sides of that ratio alike; the figures pool every round. The server's resident memory is read
 from its /metrics after warm-up and at the end (it should stay flat). Prints a line describing
@@ -45,7 +45,7 @@ import machine  # bench/machine.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("bert_tickets", "mlp_churn")
-BATCH_SIZES = (1, 4, 16, 32, 64)
+BATCH_SIZES = (1, 4, 8, 16, 32, 64)
 POOL = 2000  # distinct inputs each model is sent (cycled)
 DIRECT_SECONDS = 2.0  # per batch size, over all rounds
 

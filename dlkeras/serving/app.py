@@ -42,7 +42,8 @@ class Settings:
     Attributes:
         max_batch_size: the most instances one runtime call receives (fewer for a model whose
             export timed a smaller batch faster per example: `ServedModel.batch_size`).
-        max_wait_ms: how long a request waits for others to share its batch.
+        max_wait_ms: how long a request waits at most for others to share its batch (never
+            longer than the model's recent batches took to run: `MicroBatcher.max_wait_now`).
         cache_size: predictions kept in the LRU cache (0: no cache).
         max_instances: the most instances one request may send.
         max_body_bytes: the largest request body read.

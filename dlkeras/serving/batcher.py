@@ -9,9 +9,9 @@ the batch holds `max_batch_size` items, and calls `run_batch(items) -> results` 
 item, in order) in `executor`, off the event loop. The wait is never longer than the runtime's
 recent batches took to run (smoothed): a runtime that answers a batch in 0.1 ms would otherwise
 sit idle for 2 ms per batch, while one that takes 50 ms per batch loses little to a 2 ms wait
-that fills its batch. Requests are never split across batches; a
-request larger than `max_batch_size` runs alone, in slices of `max_batch_size`. While a batch
-runs, new requests queue up and form the next one, so under load batches fill without waiting.
+that fills its batch. Requests are never split across batches; a request larger than
+`max_batch_size` runs alone, in slices of `max_batch_size`. While a batch runs, new requests
+queue up and form the next one, so under load batches fill without waiting.
 
 When a batch of several requests fails, each request is run again on its own, so one bad input
 fails only the request that sent it. `close` stops taking new requests and returns once every
