@@ -104,25 +104,25 @@ def recorded_threads(folder: Path, format_name: str) -> int | None:
     None (the loader's default) without an export report, or one that recorded none. A count
     above this machine's cores is capped to them.
     """
-    path = Path(folder) / "export_report.json"
-    try:
-        threads = json.loads(path.read_text(encoding="utf-8"))["latency_ms"][format_name]["threads"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if not isinstance(threads, int) or threads < 1:
-        return None
-    return min(threads, max(latency.thread_counts()))
+    threads = _recorded_count(folder, format_name, "threads")
+    return min(threads, max(latency.thread_counts())) if threads else None
 
 
 def recorded_batch_size(folder: Path, format_name: str) -> int | None:
     """The batch size the export timed fastest per example for `format_name`, when a size
     below the largest it timed won (`export.latency.best_batch_size`); else None (no limit)."""
+    return _recorded_count(folder, format_name, "best_batch_size")
+
+
+def _recorded_count(folder: Path, format_name: str, key: str) -> int | None:
+    """`latency_ms.<format_name>.<key>` of the folder's export_report.json when it is a whole
+    number of at least 1; None without a report, or one that recorded none."""
     path = Path(folder) / "export_report.json"
     try:
-        size = json.loads(path.read_text(encoding="utf-8"))["latency_ms"][format_name]["best_batch_size"]
+        count = json.loads(path.read_text(encoding="utf-8"))["latency_ms"][format_name][key]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return size if isinstance(size, int) and not isinstance(size, bool) and size >= 1 else None
+    return count if isinstance(count, int) and not isinstance(count, bool) and count >= 1 else None
 
 
 def fastest_format(folder: Path, by: str = "latency") -> str:

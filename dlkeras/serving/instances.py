@@ -127,15 +127,13 @@ def _plain_row(instance, numeric, categorical) -> bool:
     which accepts what else it can (numbers in strings, booleans) and names the problem."""
     if type(instance) is not dict:
         return False
-    try:
-        for column in numeric:
-            value = instance[column]
-            if (type(value) is not float and type(value) is not int) or not -1e308 < value < 1e308:
-                return False  # also nan, inf and integers too large for a float
-        for column in categorical:
-            instance[column]
-    except KeyError:
-        return False
+    for column in categorical:
+        if column not in instance:
+            return False
+    for column in numeric:
+        value = instance.get(column)
+        if (type(value) is not float and type(value) is not int) or not -1e308 < value < 1e308:
+            return False  # also missing, nan, inf and integers too large for a float
     return _SCALAR_TYPES.issuperset(map(type, instance.values()))
 
 
