@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support import LONGEST_GROUPS, run_cli, xdist_group
+from support import LONGEST_GROUPS, SmokeRuns, run_cli, xdist_group
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -28,6 +28,13 @@ def pytest_collection_modifyitems(config, items):
 def isolated_cache(tmp_path_factory):
     """Generated assets (tiny presets, synthetic data) go to a per-session folder."""
     os.environ["DLKERAS_CACHE"] = str(tmp_path_factory.mktemp("dlkeras-cache"))
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """recipe name -> the folder of its tiny finished run (support.SmokeRuns), trained once per
+    session; its users are one xdist group (support.SMOKE_RUN_USERS)."""
+    return SmokeRuns(tmp_path_factory.mktemp("smoke-runs"))
 
 
 @pytest.fixture

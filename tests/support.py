@@ -11,8 +11,12 @@ TESTS = ROOT / "tests"
 
 # Groups that take minutes (seconds summed from `pytest --durations`): under xdist they are
 # handed out first, so that no worker is left alone with one of them at the end.
-LONGEST_GROUPS = ("tests/export", "tests/test_workers.py", "tests/test_notebooks.py",
-                  "tests/test_resume_exact.py", "tests/test_train.py", "tests/test_bert_tickets.py")
+SMOKE_RUNS = "smoke runs"
+LONGEST_GROUPS = (SMOKE_RUNS, "tests/test_workers.py", "tests/test_notebooks.py",
+                  "tests/test_resume_exact.py", "tests/test_bert_tickets.py")
+# The test files and folders that read the session's smoke runs (the `smoke_run` fixture in
+# conftest.py): one group, so that each recipe trains once per session, not once per worker.
+SMOKE_RUN_USERS = ("tests/export", "tests/serving", "tests/test_train.py")
 
 
 def run_cli(args, env=None, timeout=600, module="dlkeras.train", **kwargs):
@@ -32,7 +36,50 @@ def xdist_group(path: Path) -> str:
     fixtures)."""
     path = Path(path).resolve()
     shared = path.parent != TESTS and (path.parent / "conftest.py").exists()
-    return (path.parent if shared else path).relative_to(ROOT).as_posix()
+    group = (path.parent if shared else path).relative_to(ROOT).as_posix()
+    return SMOKE_RUNS if group in SMOKE_RUN_USERS else group
+
+
+class SmokeRuns:
+    """recipe name -> the folder of a tiny finished run of it, trained on first use: the recipe's
+    SMOKE settings with its stage weights kept, on the TensorFlow backend, all under `out`.
+    `built(name)` gives the model the run's factory built last and that model's initial weights."""
+
+    def __init__(self, out: Path):
+        self.out, self.runs, self.models = out, {}, {}
+
+    def __call__(self, name: str) -> Path:
+        if name not in self.runs:
+            self._train(name)
+        return self.runs[name][0].path
+
+    def report(self, name: str) -> dict:
+        self(name)
+        return self.runs[name][1]
+
+    def built(self, name: str) -> dict:
+        self(name)
+        return self.models[name]
+
+    def _train(self, name: str) -> None:
+        from dlkeras import config, models
+        from dlkeras.engine.run import train_recipe
+
+        module = config.load_recipe_module(name)
+        recipe = config.apply_overrides(module.RECIPE, [*module.SMOKE, "train.keep_resume_state=True"])
+        built, build = {}, models.build
+
+        def spy(model_config, info):
+            model = build(model_config, info)
+            built.update(model=model, initial={w.path: np.copy(w) for w in model.weights})
+            return model
+
+        models.build = spy
+        try:
+            self.runs[name] = train_recipe(recipe, self.out)
+        finally:
+            models.build = build
+        self.models[name] = built
 
 
 def write_customers_csv(path, rows: int = 120, seed: int = 0, noise: float = 0.0):

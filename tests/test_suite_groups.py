@@ -1,18 +1,16 @@
 """How make test splits the suite across xdist workers (tests/conftest.py, tests/support.py)."""
 
-from support import LONGEST_GROUPS, ROOT, TESTS, xdist_group
+from support import LONGEST_GROUPS, ROOT, SMOKE_RUN_USERS, SMOKE_RUNS, TESTS, xdist_group
 
 
 def test_every_longest_group_names_a_test_folder_or_file():
-    for group in LONGEST_GROUPS:
+    for group in [g for g in LONGEST_GROUPS if g != SMOKE_RUNS] + list(SMOKE_RUN_USERS):
         path = ROOT / group
         assert path.exists(), f"{group} in LONGEST_GROUPS no longer exists: update the list"
         assert path.is_dir() or path.name.startswith("test_"), group
 
 
-def test_a_folder_with_session_fixtures_is_one_group_and_other_files_are_their_own():
-    assert xdist_group(TESTS / "export" / "test_export.py") == "tests/export"
-    assert xdist_group(TESTS / "serving" / "test_server.py") == "tests/serving"
+def test_a_test_file_outside_a_fixture_folder_is_its_own_group():
     assert xdist_group(TESTS / "engine" / "test_budget.py") == "tests/engine/test_budget.py"
     assert xdist_group(TESTS / "test_workers.py") == "tests/test_workers.py"
 
@@ -24,11 +22,28 @@ def test_session_fixtures_live_only_where_their_tests_share_a_worker():
             continue
         if conftest.parent == TESTS:  # the top conftest's session fixtures are cheap (a temp folder)
             continue
-        sibling = next(conftest.parent.glob("test_*.py"))
-        assert xdist_group(sibling) == conftest.parent.relative_to(ROOT).as_posix()
+        folder = conftest.parent.relative_to(ROOT).as_posix()
+        groups = {xdist_group(sibling) for sibling in conftest.parent.glob("test_*.py")}
+        assert groups == {SMOKE_RUNS if folder in SMOKE_RUN_USERS else folder}, folder
     for module in TESTS.rglob("test_*.py"):
         assert "scope=\"session\"" not in module.read_text(), (
             f"{module.relative_to(ROOT)} defines a session fixture: move it to a conftest.py")
+
+
+def test_every_reader_of_the_smoke_runs_shares_their_group():
+    """`smoke_run` trains each recipe once per worker that asks: its readers share one worker."""
+    import re
+
+    readers = [path for path in TESTS.rglob("*.py")
+               if path.parent != TESTS or path.name.startswith("test_")
+               if re.search(r"\bsmoke_run\b", path.read_text()) and path.name != "test_suite_groups.py"]
+    assert readers, "no test reads the smoke runs: drop the group"
+    for path in readers:
+        assert xdist_group(path) == SMOKE_RUNS, \
+            f"{path.relative_to(ROOT)} reads smoke_run: add it to SMOKE_RUN_USERS"
+    examples = [TESTS / "export" / "test_export.py", TESTS / "serving" / "test_server.py",
+                TESTS / "test_train.py"]
+    assert {xdist_group(path) for path in examples} == {SMOKE_RUNS}
 
 
 def test_under_xdist_each_group_runs_in_one_worker():

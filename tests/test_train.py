@@ -22,17 +22,18 @@ TASK_FILES = {
 
 
 @pytest.mark.parametrize("name", sorted(RECIPES))
-def test_recipe_smoke_run(name, tmp_path, model_spy):
-    module = config.load_recipe_module(name)
-    # the stage weights stay (train.keep_resume_state) for the check that training moved them
-    recipe = config.apply_overrides(module.RECIPE, [*module.SMOKE, "train.keep_resume_state=True"])
-    run_dir, report = train_recipe(recipe, tmp_path)
+def test_recipe_smoke_run(name, smoke_run):
+    # the session's smoke run keeps its stage weights, for the check that training moved them
+    run_dir, report = RunDir(smoke_run(name)), smoke_run.report(name)
+    recipe = config.from_dict(json.loads(run_dir.recipe_json.read_text()))
+    assert recipe == config.apply_overrides(config.load_recipe(name), [
+        *config.load_recipe_module(name).SMOKE, "train.keep_resume_state=True"])
     assert report["summary"].startswith(f"Test split of {name}")
 
     for relative in RUN_FILES + TASK_FILES[recipe.task]:
         assert (run_dir.path / relative).is_file(), relative
     assert any((run_dir.logs_dir).rglob("events.out.tfevents.*"))
-    assert (tmp_path / "latest" / name).resolve() == run_dir.path
+    assert (run_dir.path.parent / "latest" / name).resolve() == run_dir.path
     losses = [float(row["loss"]) for row in read_history(run_dir.history_csv)]
     assert all(math.isfinite(v) for v in losses)
     metrics = json.loads(run_dir.metrics_json.read_text())
@@ -44,10 +45,11 @@ def test_recipe_smoke_run(name, tmp_path, model_spy):
         assert scores[metrics["kept_stage"]] == best
     else:
         assert losses[-1] < losses[0]
-    model = model_spy["model"]  # the last stage trained every weight it left trainable
+    built = smoke_run.built(name)  # the last stage trained every weight it left trainable
+    model = built["model"]
     model.load_weights(run_dir.stage_weights(config.stage_plan(recipe.train)[-1].name))
     for weight in model.trainable_weights:
-        assert not np.array_equal(model_spy["initial"][weight.path], np.asarray(weight)), weight.path
+        assert not np.array_equal(built["initial"][weight.path], np.asarray(weight)), weight.path
     assert metrics["model"]["examples"] == report["model"]["examples"] > 0
     if recipe.task == "classification":
         assert 0.0 <= metrics["model"]["accuracy"] <= 1.0
@@ -60,7 +62,6 @@ def test_recipe_smoke_run(name, tmp_path, model_spy):
     assert set(metrics["baselines"]) == set(recipe.evaluate.baselines) | probe
     recorded = json.loads(run_dir.env_json.read_text())
     assert recorded["seed"] == recipe.train.seed and recorded["backend"]
-    assert config.from_dict(json.loads(run_dir.recipe_json.read_text())) == recipe
 
 
 def test_two_stage_training_freezes_then_unfreezes(tmp_path, model_spy):

@@ -15,22 +15,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 FAMILIES = ("mlp_churn", "bert_tickets", "cnn_digits", "lstm_sales")  # table, text, image, forecast
-# serving needs a model, not a good one: one epoch, no report plots or baselines
-QUICK = ["train.epochs=1", "evaluate.plots=false", "evaluate.baselines=()", "callbacks.tensorboard=false"]
 
 
 @pytest.fixture(scope="session")
-def exports(tmp_path_factory):
-    """A saved_models folder with one ONNX export of a tiny run of each recipe family."""
-    from dlkeras import config, export
-    from dlkeras.engine.run import train_recipe
+def exports(smoke_run, tmp_path_factory):
+    """A saved_models folder with one ONNX export of the session's smoke run of each family."""
+    from dlkeras import export
 
-    runs, out = tmp_path_factory.mktemp("runs"), tmp_path_factory.mktemp("saved_models")
+    out = tmp_path_factory.mktemp("saved_models")
     for name in FAMILIES:
-        module = config.load_recipe_module(name)
-        recipe = config.apply_overrides(module.RECIPE, [*module.SMOKE, *QUICK])
-        run = train_recipe(recipe, runs)[0].path
-        export.export_run(run, ["onnx"], out, parity_limit=16, latency_seconds=0.01)
+        export.export_run(smoke_run(name), ["onnx"], out, parity_limit=16, latency_seconds=0.01)
     return out
 
 
