@@ -70,7 +70,7 @@ def test_budgeted_run_cuts_the_stage_and_records_why(cli, tmp_path):
     from dlkeras.runs import read_history
 
     sets = [*cnn_digits.SMOKE, "train.epochs=5000", "callbacks.early_stopping_patience=0",
-            "train.time_budget_minutes=0.3"]
+            "train.time_budget_minutes=0.1"]
     result = cli(["--recipe", "cnn_digits", "--out", str(tmp_path),
                   *[a for s in sets for a in ("--set", s)]])
     assert result.returncode == 0, result.stderr[-3000:]
