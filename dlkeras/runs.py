@@ -214,6 +214,17 @@ class RunDir:
         Args:
             ignored: key prefixes whose changes do not matter (training ignores `tune`).
         """
+        self.check_recipe(recipe, ignored)
+        recorded = json.loads(self.env_json.read_text()).get("data_fingerprint")
+        if recorded != data_fingerprint:
+            raise RunError(
+                f"cannot resume {self.path}: the data changed since the run started "
+                f"(fingerprint {recorded} then, {data_fingerprint} now). "
+                "Restore the original data, or start a new run without --resume."
+            )
+
+    def check_recipe(self, recipe: config.Recipe, ignored: tuple[str, ...] = ("tune.",)) -> None:
+        """Raises RunError when the recipe changed since the run started (no data is read)."""
         started = config.from_dict(json.loads(self.recipe_json.read_text()))
         changed = [line for line in config.differences(started, recipe)
                    if not line.startswith(ignored)]
@@ -222,13 +233,6 @@ class RunDir:
                 f"cannot resume {self.path}: the recipe changed since the run started:\n  "
                 + "\n  ".join(changed)
                 + "\nRepeat the original --recipe/--set values, or start a new run without --resume."
-            )
-        recorded = json.loads(self.env_json.read_text()).get("data_fingerprint")
-        if recorded != data_fingerprint:
-            raise RunError(
-                f"cannot resume {self.path}: the data changed since the run started "
-                f"(fingerprint {recorded} then, {data_fingerprint} now). "
-                "Restore the original data, or start a new run without --resume."
             )
 
     def finished_stages(self) -> list[str]:

@@ -67,6 +67,10 @@ def run(args) -> int:
     if args.print_config:
         print(json.dumps(config.to_dict(recipe), indent=2))
         return 0
+    if args.resume:  # a missing run or a changed recipe fails in a second, before any backend loads
+        from dlkeras.runs import RunDir
+
+        RunDir.find(args.out, recipe.name, args.resume).check_recipe(recipe)
     if args.workers:
         return launch_workers(args)
     from dlkeras.engine.backend import select_backend
