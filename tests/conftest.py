@@ -43,6 +43,26 @@ def cli():
 
 
 @pytest.fixture
+def command(capsys):
+    """Runs a command's `main(args)` in this process and returns what `cli` returns (exit
+    status, stdout, stderr): for tests of what a command does on the TensorFlow backend, where a
+    fresh interpreter (seconds to import TensorFlow) is not what is tested."""
+    import importlib
+    import subprocess
+
+    def run(args, module="dlkeras.train"):
+        capsys.readouterr()  # what the test printed before is not the command's
+        try:
+            status = importlib.import_module(module).main(list(args))
+        except SystemExit as exit_:  # argparse's own exits
+            status = exit_.code
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess([module, *args], status, out, err)
+
+    return run
+
+
+@pytest.fixture
 def model_spy(monkeypatch):
     """Wraps the model factory so a test sees the model and its initial weights."""
     from dlkeras import models

@@ -8,7 +8,7 @@ import pandas as pd
 from dlkeras.runs import RunDir, read_history
 
 
-def test_recipe_trains_on_a_64_row_csv(tmp_path, cli):
+def test_recipe_trains_on_a_64_row_csv(tmp_path, command):
     rng = np.random.default_rng(0)
     topics = {"billing": "refund charge invoice card", "baggage": "bag lost suitcase belt",
               "delay": "late delayed gate hours"}
@@ -21,7 +21,7 @@ def test_recipe_trains_on_a_64_row_csv(tmp_path, cli):
     sets = [f"data.path={tmp_path / 'tickets.csv'}", "data.text_column=message",
             "data.label_column=queue", "model.preset=tiny_bert_random", "data.batch_size=8",
             "train.stages.0.epochs=3", "train.epochs=1", "train.stages.1.learning_rate=1e-3"]
-    result = cli(["--recipe", "bert_tickets", "--out", str(tmp_path / "runs"),
+    result = command(["--recipe", "bert_tickets", "--out", str(tmp_path / "runs"),
                   *[a for s in sets for a in ("--set", s)]])
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir = RunDir((tmp_path / "runs" / "latest" / "bert_tickets").resolve())

@@ -4,15 +4,15 @@ import json
 
 import pandas as pd
 import pytest
-from support import run_cli, write_customers_csv
+from support import write_customers_csv
 
 SETS = ["model.units=(16,)", "data.batch_size=16", "callbacks.tensorboard=False"]
 
 
-def check(csv, out, *sets, only=()):
+def check(command, csv, out, *sets, only=()):
     args = ["--recipe", "mlp_churn", "--out", str(out),
             *[a for s in [f"data.path={csv}", *SETS, *sets] for a in ("--set", s)]]
-    return run_cli(args + (["--only", *only] if only else []), module="dlkeras.check")
+    return command(args + (["--only", *only] if only else []), module="dlkeras.check")
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +29,8 @@ def shuffled(customers, tmp_path_factory):
     return path
 
 
-def test_every_check_runs_and_leaves_its_verdicts_and_range_plot(customers, tmp_path):
-    result = check(customers, tmp_path)
+def test_every_check_runs_and_leaves_its_verdicts_and_range_plot(customers, tmp_path, command):
+    result = check(command, customers, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     (folder,) = tmp_path.glob("mlp_churn-check-*")
     report = json.loads((folder / "check.json").read_text())
@@ -44,8 +44,8 @@ def test_every_check_runs_and_leaves_its_verdicts_and_range_plot(customers, tmp_
     assert "no check failed" in (folder / "check.md").read_text()
 
 
-def test_shuffled_labels_are_named_a_label_input_mismatch(shuffled, tmp_path):
-    result = check(shuffled, tmp_path, only=("labels", "overfit"))
+def test_shuffled_labels_are_named_a_label_input_mismatch(shuffled, tmp_path, command):
+    result = check(command, shuffled, tmp_path, only=("labels", "overfit"))
     assert result.returncode == 1, result.stdout + result.stderr
     assert "label/input mismatch" in result.stdout
     (folder,) = tmp_path.glob("mlp_churn-check-*")
@@ -53,24 +53,24 @@ def test_shuffled_labels_are_named_a_label_input_mismatch(shuffled, tmp_path):
     assert report["failed"][0] == "labels vs inputs"
 
 
-def test_learning_rate_of_10_gets_the_divergence_advice(customers, tmp_path):
-    result = check(customers, tmp_path, "train.learning_rate=10.0", only=("overfit",))
+def test_learning_rate_of_10_gets_the_divergence_advice(customers, tmp_path, command):
+    result = check(command, customers, tmp_path, "train.learning_rate=10.0", only=("overfit",))
     assert result.returncode == 1, result.stdout + result.stderr
     assert "cannot overfit one batch" in result.stdout
     assert "learning rate too high" in result.stdout
     assert "lower the stage's learning rate (now 10)" in result.stdout
 
 
-def test_preflight_stops_training_on_shuffled_labels_before_any_run(shuffled, tmp_path):
+def test_preflight_stops_training_on_shuffled_labels_before_any_run(shuffled, tmp_path, command):
     args = ["--recipe", "mlp_churn", "--out", str(tmp_path), "--preflight",
             *[a for s in [f"data.path={shuffled}", *SETS] for a in ("--set", s)]]
-    result = run_cli(args)
+    result = command(args)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "preflight failed: nothing was trained" in result.stdout
     assert not list(tmp_path.glob("mlp_churn-*")), "a run directory was written"
 
 
-def test_unknown_check_is_refused_with_the_choices(customers, tmp_path):
-    result = check(customers, tmp_path, only=("speed",))
+def test_unknown_check_is_refused_with_the_choices(customers, tmp_path, command):
+    result = check(command, customers, tmp_path, only=("speed",))
     assert result.returncode == 2
     assert "lr_range" in result.stderr

@@ -80,7 +80,7 @@ def test_smoke_run_of_each_model_type(model_name, daily_sales_csv, tmp_path):
     assert metrics["baselines"]["last_value"]["mae"] == pytest.approx(expected)
 
 
-def test_lstm_sales_smoke_run_scores_every_baseline_and_chooses_its_calendar(cli, tmp_path):
+def test_lstm_sales_smoke_run_scores_every_baseline_and_chooses_its_calendar(command, tmp_path):
     import pandas as pd
 
     dates = pd.date_range("2016-01-01", periods=3 * 365, freq="D")
@@ -92,7 +92,7 @@ def test_lstm_sales_smoke_run_scores_every_baseline_and_chooses_its_calendar(cli
     module = config.load_recipe_module("lstm_sales")
     sets = [*module.SMOKE, f"data.path={path}", "data.date_column=when",
             "data.target_column=level", "data.holidays=()", "callbacks.tensorboard=false"]
-    result = cli(["--recipe", "lstm_sales", "--out", str(tmp_path / "runs"),
+    result = command(["--recipe", "lstm_sales", "--out", str(tmp_path / "runs"),
                   *[a for s in sets for a in ("--set", s)]])
     assert result.returncode == 0, result.stderr[-3000:]
     assert "calendar features (auto" in result.stdout and "['day_of_week', 'day_of_year']" in result.stdout
@@ -108,13 +108,13 @@ def test_lstm_sales_smoke_run_scores_every_baseline_and_chooses_its_calendar(cli
     assert metrics["verdict"] in summary and "gradient_boosting" in metrics["verdict"]
     preprocessing = json.loads((run / "preprocessing.json").read_text())
     assert preprocessing["calendar_features"] == ["day_of_week", "day_of_year"]
-    forecast_run = cli(["--run", str(run)], module="dlkeras.predict")
+    forecast_run = command(["--run", str(run)], module="dlkeras.predict")
     assert forecast_run.returncode == 0, forecast_run.stderr[-3000:]
     assert "2019-01-06" in forecast_run.stdout  # the 7th day after the last one, 2018-12-30
 
 
 @pytest.mark.parametrize("keep", [True, False])
-def test_a_baseline_better_on_validation_is_kept_and_served_only_when_asked(keep, cli, tmp_path):
+def test_a_baseline_better_on_validation_is_kept_and_served_only_when_asked(keep, command, tmp_path):
     """A random walk: the last value is the best forecast, a 3-epoch network is worse."""
     import pandas as pd
 
@@ -129,13 +129,13 @@ def test_a_baseline_better_on_validation_is_kept_and_served_only_when_asked(keep
     sets = [*module.SMOKE, f"data.path={path}", "data.target_column=value", "data.holidays=()",
             "callbacks.tensorboard=false", f"train.keep_best_of_baselines={keep}"]
     out = tmp_path / "runs"
-    result = cli(["--recipe", "lstm_sales", "--out", str(out), *[a for s in sets for a in ("--set", s)]])
+    result = command(["--recipe", "lstm_sales", "--out", str(out), *[a for s in sets for a in ("--set", s)]])
     assert result.returncode == 0, result.stderr[-3000:]
     run = RunDir((out / "latest" / "lstm_sales").resolve())
     choice = json.loads(run.metrics_json.read_text())["validation"]
     assert choice["best"] != "network" and choice["mae"][choice["best"]] < choice["mae"]["network"]
     assert "gradient_boosting" in choice["not_servable"]
-    predicted = cli(["--run", str(run.path)], module="dlkeras.predict")
+    predicted = command(["--run", str(run.path)], module="dlkeras.predict")
     assert predicted.returncode == 0, predicted.stderr[-3000:]
     summary = (run.report_dir / "summary.md").read_text()
     metrics = json.loads(run.metrics_json.read_text())

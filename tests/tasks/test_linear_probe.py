@@ -94,7 +94,7 @@ def test_an_untrained_backbone_gives_a_small_head():
     assert np.abs(kernel).max() < 10
 
 
-def test_a_probe_perfect_on_validation_is_kept_without_training(cli, tmp_path):
+def test_a_probe_perfect_on_validation_is_kept_without_training(command, tmp_path):
     """Solid-colour classes: the probe classifies all of validation right, so no stage runs."""
     import json
 
@@ -108,7 +108,7 @@ def test_a_probe_perfect_on_validation_is_kept_without_training(cli, tmp_path):
             Image.fromarray(pixels).save(tmp_path / "parts" / name / f"{number}.png")
     sets = [f"data.path={tmp_path / 'parts'}", "data.image_size=32", "data.batch_size=8",
             "data.augment=false"]
-    result = cli(["--recipe", "effnet_defects", "--out", str(tmp_path / "runs"),
+    result = command(["--recipe", "effnet_defects", "--out", str(tmp_path / "runs"),
                   *[a for s in sets for a in ("--set", s)]])
     assert result.returncode == 0, result.stderr[-3000:]
     run = tmp_path / "runs" / "latest" / "effnet_defects"
