@@ -20,7 +20,8 @@ def test_recipe_trains_on_a_64_row_csv(tmp_path, command):
     pd.DataFrame(rows).to_csv(tmp_path / "tickets.csv", index=False)
     sets = [f"data.path={tmp_path / 'tickets.csv'}", "data.text_column=message",
             "data.label_column=queue", "model.preset=tiny_bert_random", "data.batch_size=8",
-            "train.stages.0.epochs=3", "train.epochs=1", "train.stages.1.learning_rate=1e-3"]
+            "train.stages.0.epochs=3", "train.epochs=1", "train.stages.1.learning_rate=1e-3",
+            "train.time_budget_minutes=0"]  # no step timing (tests/engine/test_budget.py)
     result = command(["--recipe", "bert_tickets", "--out", str(tmp_path / "runs"),
                   *[a for s in sets for a in ("--set", s)]])
     assert result.returncode == 0, result.stderr[-3000:]
@@ -66,7 +67,7 @@ def test_automatic_choices_read_no_test_example(tmp_path):
             "data.label_column=queue", "data.val_fraction=0.3", "model.preset=tiny_bert_random",
             "data.batch_size=8", "train.stages.0.epochs=2", "train.epochs=1",
             "train.stages.1.learning_rate=1e-3", "callbacks.tensorboard=false",
-            "evaluate.plots=false"])
+            "evaluate.plots=false", "train.time_budget_minutes=0"])
         run_dir, report = train_recipe(recipe, tmp_path / f"runs{seed}")
         assert report["model"]["examples"] == 12 + 6 * seed  # the test files did differ
         decided.append({key: report.get(key) for key in
