@@ -63,14 +63,14 @@ def test_every_bundled_recipe_passes_its_checks():
         validate.check_recipe(config.apply_overrides(module.RECIPE, module.SMOKE))
 
 
-def test_dry_run_checks_the_data_and_writes_nothing(tmp_path, cli, churn_like_csv):
+def test_dry_run_checks_the_data_and_writes_nothing(tmp_path, command, churn_like_csv):
     out = tmp_path / "runs"
-    result = cli(["--recipe", "mlp_churn", "--set", f"data.path={churn_like_csv}",
+    result = command(["--recipe", "mlp_churn", "--set", f"data.path={churn_like_csv}",
                   "--set", "data.label_column=churn", "--out", str(out), "--dry-run"])
     assert result.returncode == 0, result.stderr[-2000:]
     assert "nothing was trained or written" in result.stdout and "parameters" in result.stdout
     assert not out.exists()
-    missing = cli(["--recipe", "mlp_churn", "--set", f"data.path={churn_like_csv}",
+    missing = command(["--recipe", "mlp_churn", "--set", f"data.path={churn_like_csv}",
                    "--set", "data.label_column=chrun", "--out", str(out), "--dry-run"])
     assert missing.returncode == 2 and "'chrun' not found" in missing.stderr
     assert not out.exists()
