@@ -48,14 +48,14 @@ def run(args) -> int:
     from dlkeras import validate
     from dlkeras.diagnostics import table
     from dlkeras.diagnostics.preflight import CHECKS
-    from dlkeras.engine.backend import configure_precision, select_backend
+    from dlkeras.engine.backend import precision_scope, select_backend
 
     recipe = validate.resolve_recipe(args.recipe, args.overrides)
     select_backend(recipe)
-    configure_precision(recipe.train)
-    folder = args.out / f"{recipe.name}-check-{time.strftime('%Y%m%d-%H%M%S')}"
-    folder.mkdir(parents=True, exist_ok=True)
-    results = check_recipe(recipe, folder, args.only or CHECKS)
+    with precision_scope(recipe.train):
+        folder = args.out / f"{recipe.name}-check-{time.strftime('%Y%m%d-%H%M%S')}"
+        folder.mkdir(parents=True, exist_ok=True)
+        results = check_recipe(recipe, folder, args.only or CHECKS)
     print(table(results))
     print(f"check folder: {folder}")
     return 1 if any(r.status == "fail" for r in results) else 0

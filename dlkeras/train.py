@@ -67,12 +67,12 @@ def run(args) -> int:
     if args.print_config:
         print(json.dumps(config.to_dict(recipe), indent=2))
         return 0
+    if args.workers:  # each worker checks what it resumes (its recipe says multi_worker)
+        return launch_workers(args)
     if args.resume:  # a missing run or a changed recipe fails in a second, before any backend loads
         from dlkeras.runs import RunDir
 
         RunDir.find(args.out, recipe.name, args.resume).check_recipe(recipe)
-    if args.workers:
-        return launch_workers(args)
     from dlkeras.engine.backend import select_backend
     from dlkeras.engine.distribution import check_supported
 
@@ -99,10 +99,10 @@ def preflight(recipe) -> bool:
     """Runs the fast checks and prints their table; False when one of them fails."""
     from dlkeras.diagnostics import table
     from dlkeras.diagnostics.preflight import FAST, run_checks
-    from dlkeras.engine.backend import configure_precision
+    from dlkeras.engine.backend import precision_scope
 
-    configure_precision(recipe.train, announce=False)  # training announces it
-    results = run_checks(recipe, None, FAST)
+    with precision_scope(recipe.train, announce=False):  # training announces it
+        results = run_checks(recipe, None, FAST)
     print(table(results))
     if any(r.status == "fail" for r in results):
         print("preflight failed: nothing was trained (python -m dlkeras.check runs every check)")

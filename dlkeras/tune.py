@@ -70,9 +70,12 @@ def run(args) -> int:
     recipe = validate.resolve_recipe(args.recipe, args.overrides)
     search_space.check_tune(recipe, args.tuner)
     select_backend(recipe)
-    if role == cluster.LAUNCHER:
-        return launch(recipe, args)
-    print("\n" + tune(recipe, args, role))
+    from dlkeras.engine.backend import precision_scope
+
+    with precision_scope(recipe.train):
+        if role == cluster.LAUNCHER:
+            return launch(recipe, args)
+        print("\n" + tune(recipe, args, role))
     return 0
 
 
@@ -125,11 +128,9 @@ def prepare(recipe: config.Recipe, args, role: str) -> SearchDir:
     """Builds the data once (for the data's fingerprint and the trials run here), opens the search."""
     import keras
 
-    from dlkeras.engine.backend import configure_precision
     from dlkeras.engine.run import describe_data
     from dlkeras.tuning import worker as trial_worker
 
-    configure_precision(recipe.train)
     keras.utils.set_random_seed(recipe.train.seed)
     datasets = trial_worker.CACHE.get(recipe)  # reused by trials that run in this process
     describe_data(datasets.info)

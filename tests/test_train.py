@@ -119,12 +119,12 @@ def test_help_and_list_skip_heavy_imports(cli):
     assert time.perf_counter() - started < 10  # generous: both interpreters, loaded machine
 
 
-def test_user_errors_exit_cleanly_without_traceback(tmp_path, cli):
-    result = cli(["--recipe", "mlp_churn", "--set", f"data.path={tmp_path}/none.csv",
+def test_user_errors_exit_cleanly_without_traceback(tmp_path, command):
+    result = command(["--recipe", "mlp_churn", "--set", f"data.path={tmp_path}/none.csv",
                       "--out", str(tmp_path)])
     assert result.returncode == 2
     assert "error:" in result.stderr and "does not exist" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "latest").exists()
-    result = cli(["--recipe", "mlp_churn", "--set", "train.epoch=1"])
+    result = command(["--recipe", "mlp_churn", "--set", "train.epoch=1"])
     assert result.returncode == 2 and "did you mean 'train.epochs'" in result.stderr

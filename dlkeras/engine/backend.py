@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -48,6 +49,20 @@ def configure_precision(train_config, announce: bool = True, recorded: str | Non
     if announce:
         print(f"precision: {choice.policy} ({choice.reason})")
     return choice
+
+
+@contextlib.contextmanager
+def precision_scope(train_config, announce: bool = True, recorded: str | None = None):
+    """`configure_precision` for the duration of the block, which gets its `precision.Choice`;
+    Keras' global policy is restored afterwards, so that the next model a notebook (or any caller
+    in the same process) builds has the policy it had."""
+    import keras
+
+    previous = keras.mixed_precision.global_policy()
+    try:
+        yield configure_precision(train_config, announce, recorded)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 def accelerator_present() -> bool:

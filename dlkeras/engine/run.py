@@ -24,16 +24,10 @@ def train_recipe(recipe: config.Recipe, out: Path, resume: str | None = None):
         out: the parent folder of run directories.
         resume: None for a new run, "latest" or a run directory to continue.
     """
-    import keras
-
     from dlkeras.engine import backend
 
-    previous_policy = keras.mixed_precision.global_policy()
-    chosen = backend.configure_precision(recipe.train, recorded=recorded_policy(out, recipe, resume))
-    try:
+    with backend.precision_scope(recipe.train, recorded=recorded_policy(out, recipe, resume)) as chosen:
         return _start(recipe, out, resume, chosen)
-    finally:  # a notebook's next model is built in the policy it had
-        keras.mixed_precision.set_global_policy(previous_policy)
 
 
 def recorded_policy(out: Path, recipe: config.Recipe, resume) -> str | None:

@@ -65,13 +65,13 @@ def test_timing_steps_leaves_the_model_as_it_was():
         np.testing.assert_array_equal(variable.numpy(), value, err_msg=variable.path)
 
 
-def test_budgeted_run_cuts_the_stage_and_records_why(cli, tmp_path):
+def test_budgeted_run_cuts_the_stage_and_records_why(command, tmp_path):
     from dlkeras.recipes import cnn_digits
     from dlkeras.runs import read_history
 
     sets = [*cnn_digits.SMOKE, "train.epochs=5000", "callbacks.early_stopping_patience=0",
             "train.time_budget_minutes=0.1"]
-    result = cli(["--recipe", "cnn_digits", "--out", str(tmp_path),
+    result = command(["--recipe", "cnn_digits", "--out", str(tmp_path),
                   *[a for s in sets for a in ("--set", s)]])
     assert result.returncode == 0, result.stderr[-3000:]
     run = tmp_path / "latest" / "cnn_digits"

@@ -198,3 +198,17 @@ def test_a_search_trial_too_small_for_bfloat16_is_built_in_float32_and_the_polic
         assert precision.build_fitted(small, "mixed_bfloat16").layers[0].compute_dtype == "bfloat16"
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_a_check_run_in_this_process_leaves_the_global_policy_as_it_found_it(command, churn_like_csv,
+                                                                             tmp_path):
+    """A notebook (or a test) that runs a command's main goes on building float32 models."""
+    import keras
+
+    assert keras.mixed_precision.global_policy().name == "float32"
+    result = command(["--recipe", "mlp_churn", "--out", str(tmp_path), "--only", "data",
+                      "--set", f"data.path={churn_like_csv}", "--set", "train.precision=mixed_bfloat16"],
+                     module="dlkeras.check")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "precision: mixed_bfloat16" in result.stdout
+    assert keras.mixed_precision.global_policy().name == "float32"

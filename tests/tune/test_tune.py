@@ -116,7 +116,7 @@ def test_resume_refuses_another_tuner_recipe_or_data(churn_like_csv, tmp_path, c
         assert message in capsys.readouterr().err
 
 
-def test_best_recipe_reruns_through_train(random_search, tmp_path, cli):
+def test_best_recipe_reruns_through_train(random_search, tmp_path, command):
     csv, search_dir = random_search
     best = json.loads(search_dir.best_json.read_text())
     recipe = config.load_recipe(str(search_dir.best_recipe_toml))
@@ -126,13 +126,13 @@ def test_best_recipe_reruns_through_train(random_search, tmp_path, cli):
         assert json.loads(json.dumps(config.to_dict(recipe)))[section][field] == value, key
 
     # The printed command resolves to the same recipe as the TOML file.
-    command = shlex.split(best["command"])
-    assert command[:3] == ["python", "-m", "dlkeras.train"]
-    args = train.parse_args(command[3:])
+    printed = shlex.split(best["command"])
+    assert printed[:3] == ["python", "-m", "dlkeras.train"]
+    args = train.parse_args(printed[3:])
     assert validate.resolve_recipe(args.recipe, args.overrides) == config.apply_settings(
         recipe, {"name": "mlp_churn"})
 
-    result = cli(["--recipe", str(search_dir.best_recipe_toml), "--out", str(tmp_path)])
+    result = command(["--recipe", str(search_dir.best_recipe_toml), "--out", str(tmp_path)])
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir = RunDir((tmp_path / "latest" / "mlp_churn_tuned").resolve())
     assert config.from_dict(json.loads(run_dir.recipe_json.read_text())) == recipe
