@@ -102,13 +102,16 @@ def test_overfits_one_small_batch(name):
     model, x, y = tiny(name)
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=loss_name(name))
     first = model.evaluate(x, y, verbose=0)
-    # 150 steps on the same batch, as one epoch of 150 copies (per-epoch overhead is seconds)
+    # up to 150 steps on the same batch, in epochs of 30 copies of it, until the loss is low
     def tile(array):
-        return np.tile(array, (150,) + (1,) * (array.ndim - 1))
+        return np.tile(array, (30,) + (1,) * (array.ndim - 1))
 
     copies = {k: tile(v) for k, v in x.items()} if isinstance(x, dict) else tile(x), tile(y)
-    model.fit(*copies, epochs=1, batch_size=len(y), shuffle=False, verbose=0)
-    assert model.evaluate(x, y, verbose=0) < 0.05 < first
+    losses = []
+    while len(losses) < 5 and (not losses or losses[-1] >= 0.05):
+        model.fit(*copies, epochs=1, batch_size=len(y), shuffle=False, verbose=0)
+        losses.append(model.evaluate(x, y, verbose=0))
+    assert losses[-1] < 0.05 < first, losses
 
 
 def test_unknown_model_name():
