@@ -93,10 +93,14 @@ def test_two_stage_training_freezes_then_unfreezes(tmp_path, model_spy):
 def test_smoke_under_other_backends(backend, tmp_path, cli):
     module = config.load_recipe_module("mlp_churn")
     sets = [arg for item in module.SMOKE for arg in ("--set", item)]
-    result = cli(["--recipe", "mlp_churn", "--out", str(tmp_path), *sets],
-                     env={"KERAS_BACKEND": backend})
+    cache = tmp_path / "cache"
+    result = cli(["--recipe", "mlp_churn", "--out", str(tmp_path / "runs"), *sets],
+                 env={"KERAS_BACKEND": backend, "DLKERAS_CACHE": str(cache)})
     assert result.returncode == 0, result.stderr[-3000:]
-    run_dir = RunDir((tmp_path / "latest" / "mlp_churn").resolve())
+    run_dir = RunDir((tmp_path / "runs" / "latest" / "mlp_churn").resolve())
+    # JAX keeps its compiled programs for the next run (engine.backend.cache_jax_compilations)
+    kept = list((cache / "jax").iterdir()) if (cache / "jax").is_dir() else []
+    assert bool(kept) == (backend == "jax"), kept[:3]
     assert json.loads(run_dir.env_json.read_text())["backend"] == backend
     losses = [float(row["loss"]) for row in read_history(run_dir.history_csv)]
     assert losses[-1] < losses[0]

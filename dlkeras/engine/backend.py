@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from pathlib import Path
 
 
 def select_backend(recipe, announce: bool = True) -> str:
@@ -21,9 +22,40 @@ def select_backend(recipe, announce: bool = True) -> str:
     from dlkeras.engine.distribution import prepare_devices
 
     prepare_devices(backend)
+    cache_jax_compilations(backend)
     if announce:
         print(f"backend: {backend}")
     return backend
+
+
+JAX_CACHE_MAX_BYTES = 2 * 1024**3  # least recently used programs are evicted past this
+JAX_CACHE_SETTINGS = {  # JAX reads these when it loads; a value the user set wins
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",  # also a model build's many small compiles
+    "JAX_COMPILATION_CACHE_MAX_SIZE": str(JAX_CACHE_MAX_BYTES),  # with eviction, under a file lock
+}
+
+
+def cache_jax_compilations(backend: str) -> Path | None:
+    """Keeps JAX's compiled programs on disk, in <cache>/jax (`presets.cache_dir`), where a later
+    run, resume, worker process or search trial on this machine loads them instead of compiling
+    again (an effnet_defects smoke run: 46 s, then 21 s). JAX keys each program by its
+    computation, the machine and the library versions. A JAX_COMPILATION_CACHE_DIR of the user's
+    is kept; DLKERAS_JAX_CACHE=0 turns it off. Returns the folder in use, None when off."""
+    if backend != "jax" or os.environ.get("DLKERAS_JAX_CACHE") == "0":
+        return None
+    from dlkeras.presets import cache_dir
+
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(cache_dir() / "jax"))
+    for name, value in JAX_CACHE_SETTINGS.items():
+        os.environ.setdefault(name, value)
+    if "jax" in sys.modules:  # loaded already (a notebook): its options, unless the user set them
+        import jax
+
+        if jax.config.jax_compilation_cache_dir is None:
+            jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+            jax.config.update("jax_compilation_cache_max_size", JAX_CACHE_MAX_BYTES)
+    return Path(os.environ["JAX_COMPILATION_CACHE_DIR"])
 
 
 def configure_precision(train_config, announce: bool = True, recorded: str | None = None):
