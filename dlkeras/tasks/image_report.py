@@ -66,7 +66,9 @@ def grad_cam(model, images: np.ndarray, classes: np.ndarray) -> np.ndarray:
     backbone, head = model.get_layer(BACKBONE), model.get_layer(HEAD)
     pool = [layer for layer in backbone.layers if isinstance(layer, keras.layers.GlobalAveragePooling2D)][-1]
     feature_model = keras.Model(backbone.input, pool.input, name="gradcam_features")
-    if keras.backend.backend() == "jax":  # eager JAX compiles op by op: ~5 s for Lite0
+    # eager JAX compiles op by op (~5 s for Lite0); predict compiles once, but it would shard
+    # this small batch over the devices of a distribution, which may not divide it
+    if keras.backend.backend() == "jax" and keras.distribution.distribution() is None:
         maps = feature_model.predict(images, batch_size=len(images), verbose=0)
     else:
         maps = keras.ops.convert_to_numpy(feature_model(images, training=False))
