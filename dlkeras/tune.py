@@ -23,7 +23,7 @@ from pathlib import Path
 
 from dlkeras import config, validate
 from dlkeras.cli import add_recipe_arguments, report_errors
-from dlkeras.engine.backend import select_backend
+from dlkeras.engine.backend import precision_scope, select_backend
 from dlkeras.errors import ConfigError, RunError
 from dlkeras.io import write_json_atomic
 from dlkeras.quiet import quiet_start
@@ -70,8 +70,6 @@ def run(args) -> int:
     recipe = validate.resolve_recipe(args.recipe, args.overrides)
     search_space.check_tune(recipe, args.tuner)
     select_backend(recipe)
-    from dlkeras.engine.backend import precision_scope
-
     with precision_scope(recipe.train):
         if role == cluster.LAUNCHER:
             return launch(recipe, args)

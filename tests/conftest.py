@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support import LONGEST_GROUPS, SmokeRuns, run_cli, xdist_group
+from support import LONGEST_GROUPS, SmokeRuns, recording, run_cli, xdist_group
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -68,15 +68,7 @@ def model_spy(monkeypatch):
     from dlkeras import models
 
     built = {}
-    original = models.build
-
-    def spy(model_config, info):
-        model = original(model_config, info)
-        built["model"] = model
-        built["initial"] = {w.path: np.copy(w) for w in model.weights}
-        return model
-
-    monkeypatch.setattr(models, "build", spy)
+    monkeypatch.setattr(models, "build", recording(models.build, built))
     return built
 
 

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = ROOT / "tests"
@@ -67,19 +68,22 @@ class SmokeRuns:
 
         module = config.load_recipe_module(name)
         recipe = config.apply_overrides(module.RECIPE, [*module.SMOKE, "train.keep_resume_state=True"])
-        built, build = {}, models.build
-
-        def spy(model_config, info):
-            model = build(model_config, info)
-            built.update(model=model, initial={w.path: np.copy(w) for w in model.weights})
-            return model
-
-        models.build = spy
-        try:
+        built = {}
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(models, "build", recording(models.build, built))
             self.runs[name] = train_recipe(recipe, self.out)
-        finally:
-            models.build = build
         self.models[name] = built
+
+
+def recording(build, built: dict):
+    """`build` (models.build) that also records in `built` the model it returned last and that
+    model's initial weights ({weight path: array})."""
+    def spy(model_config, info):
+        model = build(model_config, info)
+        built.update(model=model, initial={w.path: np.copy(w) for w in model.weights})
+        return model
+
+    return spy
 
 
 def write_customers_csv(path, rows: int = 120, seed: int = 0, noise: float = 0.0):

@@ -29,9 +29,9 @@ def select_backend(recipe, announce: bool = True) -> str:
 
 
 JAX_CACHE_MAX_BYTES = 2 * 1024**3  # least recently used programs are evicted past this
-JAX_CACHE_SETTINGS = {  # JAX reads these when it loads; a value the user set wins
-    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",  # also a model build's many small compiles
-    "JAX_COMPILATION_CACHE_MAX_SIZE": str(JAX_CACHE_MAX_BYTES),  # with eviction, under a file lock
+JAX_CACHE_OPTIONS = {  # JAX reads each from its upper-case variable when it loads; the user's wins
+    "jax_persistent_cache_min_compile_time_secs": 0,  # also a model build's many small compiles
+    "jax_compilation_cache_max_size": JAX_CACHE_MAX_BYTES,  # with eviction, under a file lock
 }
 
 
@@ -46,15 +46,15 @@ def cache_jax_compilations(backend: str) -> Path | None:
     from dlkeras.presets import cache_dir
 
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(cache_dir() / "jax"))
-    for name, value in JAX_CACHE_SETTINGS.items():
-        os.environ.setdefault(name, value)
+    for option, value in JAX_CACHE_OPTIONS.items():
+        os.environ.setdefault(option.upper(), str(value))
     if "jax" in sys.modules:  # loaded already (a notebook): its options, unless the user set them
         import jax
 
         if jax.config.jax_compilation_cache_dir is None:
             jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
-            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-            jax.config.update("jax_compilation_cache_max_size", JAX_CACHE_MAX_BYTES)
+            for option, value in JAX_CACHE_OPTIONS.items():
+                jax.config.update(option, value)
     return Path(os.environ["JAX_COMPILATION_CACHE_DIR"])
 
 

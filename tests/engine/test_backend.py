@@ -4,7 +4,7 @@ import os
 
 from dlkeras.engine import backend
 
-CACHE_VARIABLES = ("JAX_COMPILATION_CACHE_DIR", *backend.JAX_CACHE_SETTINGS)
+CACHE_VARIABLES = ("JAX_COMPILATION_CACHE_DIR", *map(str.upper, backend.JAX_CACHE_OPTIONS))
 
 
 def test_jax_runs_keep_their_compilations_in_the_dlkeras_cache(tmp_path, monkeypatch):
