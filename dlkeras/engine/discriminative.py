@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import keras
 
+from dlkeras.engine.fused_adam import FusedAdamUpdate
 from dlkeras.models.structure import is_head_variable
 
 
@@ -38,13 +39,13 @@ class _BackboneScale:
 
 
 @keras.saving.register_keras_serializable(package="dlkeras")
-class DiscriminativeAdamW(_BackboneScale, keras.optimizers.AdamW):
-    """AdamW whose non-head variables learn at `backbone_scale` times the rate."""
+class DiscriminativeAdamW(_BackboneScale, FusedAdamUpdate, keras.optimizers.AdamW):
+    """AdamW (fused on TensorFlow) whose non-head variables learn at `backbone_scale` times the rate."""
 
 
 @keras.saving.register_keras_serializable(package="dlkeras")
-class DiscriminativeAdam(_BackboneScale, keras.optimizers.Adam):
-    """Adam whose non-head variables learn at `backbone_scale` times the rate."""
+class DiscriminativeAdam(_BackboneScale, FusedAdamUpdate, keras.optimizers.Adam):
+    """Adam (fused on TensorFlow) whose non-head variables learn at `backbone_scale` times the rate."""
 
 
 @keras.saving.register_keras_serializable(package="dlkeras")

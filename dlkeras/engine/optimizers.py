@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dlkeras.errors import ConfigError
 
-# name -> (keras.optimizers class, its settings from the recipe's `train` section)
+# name -> (class name in keras.optimizers or dlkeras.engine.fused_adam, its settings from the
+# recipe's `train` section)
 OPTIMIZERS = {
-    "adamw": ("AdamW", lambda train: {"weight_decay": train.weight_decay}),
-    "adam": ("Adam", lambda train: {}),
+    "adamw": ("FusedAdamW", lambda train: {"weight_decay": train.weight_decay}),
+    "adam": ("FusedAdam", lambda train: {}),
     "sgd": ("SGD", lambda train: {"momentum": 0.9, "nesterov": True}),
 }
 SCHEDULES = ("constant", "warmup_cosine", "plateau")
@@ -39,6 +40,9 @@ def build_optimizer(train, learning_rate: float, total_steps: int,
                     backbone_learning_rate: float | None = None):
     """AdamW (default), Adam or SGD with clipping, accumulation and the stage's schedule.
 
+    Adam and AdamW update each variable with one fused kernel on TensorFlow
+    (`dlkeras.engine.fused_adam`).
+
     Args:
         backbone_learning_rate: the stage's rate for layers outside the head (discriminative
             fine-tuning, see `dlkeras.engine.discriminative`); None trains every layer at
@@ -60,7 +64,9 @@ def build_optimizer(train, learning_rate: float, total_steps: int,
         **settings(train),
     }
     if backbone_learning_rate is None:
-        return getattr(keras.optimizers, class_name)(**options)
+        from dlkeras.engine import fused_adam
+
+        return (getattr(fused_adam, class_name, None) or getattr(keras.optimizers, class_name))(**options)
     from dlkeras.engine import discriminative
 
     if learning_rate <= 0 or backbone_learning_rate < 0:

@@ -71,10 +71,16 @@ def load_encoder(preset: str):
 
 
 def with_exact_gelu(node):
-    """A copy of a serialized model config with approximate-GELU activations made exact."""
+    """A copy of a serialized model config with approximate-GELU activations made exact
+    (`dlkeras.models.layers.gelu_erf`: float32 inside a 16-bit policy, faster than Keras' own
+    exact GELU on TensorFlow)."""
     if isinstance(node, dict):
         if node.get("config") == APPROXIMATE_GELU and node.get("class_name") == "function":
-            return "gelu"
+            import keras
+
+            from dlkeras.models.layers import gelu_erf
+
+            return keras.saving.serialize_keras_object(gelu_erf)
         return {key: with_exact_gelu(value) for key, value in node.items()}
     if isinstance(node, list):
         return [with_exact_gelu(value) for value in node]

@@ -42,5 +42,18 @@ class LastValue(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="dlkeras")
 def gelu_erf(x):
-    """Exact GELU, x * Phi(x), written with erf (the ONNX exporter cannot convert erfc)."""
-    return 0.5 * x * (1.0 + keras.ops.erf(x * 0.7071067811865476))
+    """Exact GELU, x * Phi(x), written with erf, computed in float32 for 16-bit inputs.
+
+    TensorFlow's own exact GELU uses erfc, which tf2onnx cannot convert, and its bfloat16
+    erfc is scalar code: on a MiniLM layer under mixed_bfloat16 this form takes 8.3 ms
+    forward and backward against 14.9 ms for `tf.nn.gelu` (6.6 against 9.2 ms in float32).
+    The TFLite converter turns it into its GELU op, as it does TensorFlow's. The PyTorch
+    backend keeps PyTorch's fused exact GELU.
+    """
+    if keras.backend.backend() == "torch":
+        return keras.activations.gelu(x, approximate=False)
+    dtype = keras.backend.standardize_dtype(x.dtype)
+    if dtype in ("bfloat16", "float16"):
+        x = keras.ops.cast(x, "float32")
+    y = 0.5 * x * (1.0 + keras.ops.erf(x * 0.7071067811865476))
+    return keras.ops.cast(y, dtype) if dtype in ("bfloat16", "float16") else y

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from dlkeras import config
-from dlkeras.engine import discriminative, optimizers
+from dlkeras.engine import discriminative, fused_adam, optimizers
 from dlkeras.errors import ConfigError
 
 
@@ -39,4 +39,4 @@ def test_optimizer_round_trips_through_its_config_and_rejects_bad_rates():
     assert type(restored) is discriminative.DiscriminativeAdamW and restored.backbone_scale == 0.01
     with pytest.raises(ConfigError, match="backbone_learning_rate"):
         optimizers.build_optimizer(config.TrainConfig(), 0.0, 10, backbone_learning_rate=1e-5)
-    assert type(optimizers.build_optimizer(config.TrainConfig(), 1e-3, 10)) is keras.optimizers.AdamW
+    assert type(optimizers.build_optimizer(config.TrainConfig(), 1e-3, 10)) is fused_adam.FusedAdamW

@@ -20,7 +20,7 @@ def test_optimizer_settings_are_applied():
                      "train.warmup_fraction=0.1"),
         learning_rate=1e-3, total_steps=100,
     )
-    assert type(optimizer).__name__ == "AdamW"
+    assert type(optimizer).__name__ == "FusedAdamW"
     assert optimizer.clipnorm == 1.0 and optimizer.gradient_accumulation_steps == 4
     assert optimizer.weight_decay == pytest.approx(0.05)
     schedule = optimizer._learning_rate

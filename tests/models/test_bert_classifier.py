@@ -57,7 +57,24 @@ def test_encoder_config_uses_exact_gelu():
     encoder = bert_classifier.load_encoder("tiny_bert_random")
     text = json.dumps(encoder.get_config())
     assert bert_classifier.APPROXIMATE_GELU not in text
-    assert '"activation": "gelu"' in text
+    assert '"dlkeras>gelu_erf"' in text
+
+
+def test_exact_gelu_matches_keras_and_computes_16_bit_inputs_in_float32():
+    import keras
+
+    from dlkeras.models.layers import gelu_erf
+
+    x = np.linspace(-6, 6, 4001, dtype="float32")
+    exact = np.asarray(keras.activations.gelu(x, approximate=False))
+    # 1 + erf(x) loses the far negative tail that erfc keeps: about 5e-7 there
+    np.testing.assert_allclose(np.asarray(gelu_erf(x)), exact, atol=1e-6)
+    low = keras.ops.cast(x, "bfloat16")
+    out = gelu_erf(low)
+    assert keras.backend.standardize_dtype(out.dtype) == "bfloat16"
+    in_float32 = keras.ops.cast(gelu_erf(keras.ops.cast(low, "float32")), "bfloat16")
+    np.testing.assert_array_equal(np.asarray(keras.ops.cast(out, "float32")),
+                                  np.asarray(keras.ops.cast(in_float32, "float32")))
 
 
 def test_tiny_classifier_shapes_nesting_and_gradients():
