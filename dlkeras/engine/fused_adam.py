@@ -7,9 +7,9 @@ step size and epsilon) in one multithreaded pass. On the bert_tickets fine-tune 
 parameters, batch 32) Keras' update was about 40% of the CPU time of a training step.
 
 Everything else stays Keras': clipping, weight decay, gradient accumulation, schedules,
-variables and config. Other backends (XLA fuses the element-wise ops itself, PyTorch runs
-Keras' ops), a `tf.distribute` strategy, amsgrad and variables that are not float32 keep
-Keras' own update.
+variables and config. Other backends (XLA fuses the element-wise ops itself; on PyTorch
+`build_optimizer` keeps Keras' own classes, which batch the update with `torch._foreach`), a
+`tf.distribute` strategy, amsgrad and variables that are not float32 keep Keras' own update.
 """
 
 from __future__ import annotations
@@ -58,3 +58,6 @@ class FusedAdam(FusedAdamUpdate, keras.optimizers.Adam):
 @keras.saving.register_keras_serializable(package="dlkeras")
 class FusedAdamW(FusedAdamUpdate, keras.optimizers.AdamW):
     """keras.optimizers.AdamW with the fused TensorFlow update (decoupled decay stays Keras')."""
+
+
+CLASSES = {"Adam": FusedAdam, "AdamW": FusedAdamW}  # keras.optimizers name -> fused class

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dlkeras.errors import ConfigError
 
-# name -> (class name in keras.optimizers or dlkeras.engine.fused_adam, its settings from the
-# recipe's `train` section)
+# name -> (keras.optimizers class, its settings from the recipe's `train` section)
 OPTIMIZERS = {
-    "adamw": ("FusedAdamW", lambda train: {"weight_decay": train.weight_decay}),
-    "adam": ("FusedAdam", lambda train: {}),
+    "adamw": ("AdamW", lambda train: {"weight_decay": train.weight_decay}),
+    "adam": ("Adam", lambda train: {}),
     "sgd": ("SGD", lambda train: {"momentum": 0.9, "nesterov": True}),
 }
 SCHEDULES = ("constant", "warmup_cosine", "plateau")
@@ -40,8 +39,9 @@ def build_optimizer(train, learning_rate: float, total_steps: int,
                     backbone_learning_rate: float | None = None):
     """AdamW (default), Adam or SGD with clipping, accumulation and the stage's schedule.
 
-    Adam and AdamW update each variable with one fused kernel on TensorFlow
-    (`dlkeras.engine.fused_adam`).
+    On TensorFlow, Adam and AdamW update each variable with one fused kernel
+    (`dlkeras.engine.fused_adam`); on PyTorch, Keras' own classes batch the update with
+    `torch._foreach` ops, which a subclass would lose.
 
     Args:
         backbone_learning_rate: the stage's rate for layers outside the head (discriminative
@@ -66,7 +66,8 @@ def build_optimizer(train, learning_rate: float, total_steps: int,
     if backbone_learning_rate is None:
         from dlkeras.engine import fused_adam
 
-        return (getattr(fused_adam, class_name, None) or getattr(keras.optimizers, class_name))(**options)
+        classes = fused_adam.CLASSES if keras.backend.backend() == "tensorflow" else {}
+        return classes.get(class_name, getattr(keras.optimizers, class_name))(**options)
     from dlkeras.engine import discriminative
 
     if learning_rate <= 0 or backbone_learning_rate < 0:
