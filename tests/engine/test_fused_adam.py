@@ -27,13 +27,14 @@ def trained_weights(optimizer, steps=4):
     return [np.asarray(v) for v in variables]
 
 
-@pytest.mark.parametrize("fused, reference", [
-    (fused_adam.FusedAdamW, keras.optimizers.AdamW),
-    (fused_adam.FusedAdam, keras.optimizers.Adam),
+@pytest.mark.parametrize("fused, reference, extra", [
+    (fused_adam.FusedAdamW, keras.optimizers.AdamW, {}),
+    (fused_adam.FusedAdam, keras.optimizers.Adam, {}),
+    (fused_adam.FusedAdamW, keras.optimizers.AdamW, {"gradient_accumulation_steps": 2}),
 ])
-def test_fused_update_matches_keras_update(fused, reference):
+def test_fused_update_matches_keras_update(fused, reference, extra):
     settings = {key: value for key, value in SETTINGS.items()
-                if key != "weight_decay" or reference is keras.optimizers.AdamW}
+                if key != "weight_decay" or reference is keras.optimizers.AdamW} | extra
     for got, expected in zip(trained_weights(fused(**settings)), trained_weights(reference(**settings))):
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
 
