@@ -144,10 +144,11 @@ def native_bf16(flags: set[str] | None = None) -> bool:
 
 
 def cache_path() -> Path:
-    """Where probe results are kept: $DLKERAS_CACHE_DIR, else ~/.cache/dlkeras."""
-    root = os.environ.get("DLKERAS_CACHE_DIR") or Path(
-        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dlkeras"
-    return Path(root) / "precision_probe.json"
+    """Where probe results are kept: in dlkeras' cache folder (`presets.cache_dir`:
+    $DLKERAS_CACHE, else ~/.cache/dlkeras), beside the generated assets and JAX's programs."""
+    from dlkeras.presets import cache_dir
+
+    return cache_dir() / "precision_probe.json"
 
 
 def cached_probe(backend: str) -> dict:

@@ -46,7 +46,7 @@ def test_a_named_policy_is_kept_and_its_cost_on_this_cpu_said():
 
 def test_the_probe_runs_once_per_machine_and_backend(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setenv("DLKERAS_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("DLKERAS_CACHE", str(tmp_path))
     monkeypatch.setattr(precision, "measure_matmul",
                         lambda: calls.append(1) or {"float32_gflops": 1.0, "bfloat16_gflops": 2.0})
     first = precision.cached_probe("tensorflow")
