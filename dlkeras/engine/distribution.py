@@ -248,6 +248,11 @@ def fit_batches(dataset):
                                   _DISTRIBUTION.device_mesh.devices.size)
 
 
+def active() -> bool:
+    """Whether this process runs a distribution (`start` made a strategy or a DataParallel)."""
+    return _STRATEGY is not None or _DISTRIBUTION is not None
+
+
 def processes() -> int:
     """The number of processes of this run's distribution (1 without one)."""
     return _DISTRIBUTION.num_processes if _DISTRIBUTION is not None else 1

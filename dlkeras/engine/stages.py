@@ -77,8 +77,9 @@ def train_stages(model, recipe: config.Recipe, datasets, run_dir: RunDir,
         prepared = prepare_stage(model, recipe, datasets, stage, features)
         later = sum(other.epochs for other in plan_of_stages[index + 1:]
                     if not feature_cache.can_cache(model, other, recipe.data.augment))
-        plan = plan_stage(prepared, recipe, stage, run_dir, clock,
-                          share=stage.epochs / max(stage.epochs + later, 1))
+        plan, compiled = plan_stage(prepared, recipe, stage, run_dir, clock,
+                                    share=stage.epochs / max(stage.epochs + later, 1),
+                                    class_weight=class_weights(recipe, datasets.info))
         if plan.epochs == 0:
             print(f"stage {stage.name!r} skipped: {plan.reason} (train.time_budget_minutes="
                   f"{recipe.train.time_budget_minutes:g})")
@@ -90,7 +91,7 @@ def train_stages(model, recipe: config.Recipe, datasets, run_dir: RunDir,
             if clock.limited:
                 stage_callbacks.append(callbacks.BudgetGuard(clock))
             history = fit_stage(model, recipe, datasets, stage, stage_callbacks,
-                                prepared=prepared, plan=plan)
+                                prepared=prepared, plan=plan, compiled=compiled)
             check_finite_loss(history.history.get("loss", []), stage.name)
             best_so_far = next(
                 (c.best for c in stage_callbacks if isinstance(c, callbacks.AtomicCheckpoints)),
@@ -104,24 +105,33 @@ def train_stages(model, recipe: config.Recipe, datasets, run_dir: RunDir,
 
 
 def plan_stage(prepared, recipe: config.Recipe, stage, run_dir: RunDir, clock,
-               share: float = 1.0):
+               share: float = 1.0, class_weight=None):
     """The stage's length under the time budget; kept in the run so a resume repeats it.
+
+    The steps are timed on the model compiled as the stage compiles it, for the stage's whole
+    length. When the stage keeps that length (it fits the budget) and no distribution is
+    running, the stage fits that same compiled model instead of tracing its step again.
 
     Args:
         share: the part of the time left this stage may take: its epochs over those of the
             stages left that run the whole model (time a stage leaves unused goes to the next).
+        class_weight: the stage's `fit` class weights, so that the timed step is the stage's.
+
+    Returns:
+        (plan, compiled): compiled is True when `fit_model` is ready for the stage's fit.
     """
-    from dlkeras.engine import budget
+    from dlkeras.engine import budget, distribution
 
     kept = run_dir.stage_plans().get(stage.name)
     if kept is not None:
-        return budget.from_json(kept)
+        return budget.from_json(kept), False
     fit_model, train_data, val_data, cached = prepared
     step_seconds = None
     if clock.limited and not cached:
+        whole_stage = int(train_data.cardinality()) * stage.epochs
         step_seconds = budget.time_steps(
-            fit_model, train_data,
-            lambda: compile_stage(fit_model, recipe, stage, int(train_data.cardinality())),
+            fit_model, train_data, lambda: compile_stage(fit_model, recipe, stage, whole_stage),
+            class_weight=class_weight,
         )
     allowed = clock.seconds_left() * share
     plan = budget.plan_stage(stage, int(train_data.cardinality()), int(val_data.cardinality()),
@@ -130,7 +140,9 @@ def plan_stage(prepared, recipe: config.Recipe, stage, run_dir: RunDir, clock,
         print(f"time budget: {clock.seconds_left():.0f} s left, {allowed:.0f} s for stage "
               f"{stage.name!r} at {step_seconds:.3f} s per step: {plan.reason}")
     run_dir.save_stage_plan(stage.name, budget.to_json(plan))
-    return plan
+    compiled = (step_seconds is not None and not distribution.active()
+                and (plan.epochs, plan.steps_per_epoch) == (stage.epochs, None))
+    return plan, compiled
 
 
 def describe_length(plan) -> str:
@@ -233,7 +245,7 @@ def compile_stage(fit_model, recipe: config.Recipe, stage, steps: int) -> None:
 
 
 def fit_stage(model, recipe: config.Recipe, datasets, stage, stage_callbacks, features=None,
-              prepared=None, plan=None, **fit_options):
+              prepared=None, plan=None, compiled=False, **fit_options):
     """Compiles `model` for one stage (optimizer, loss, metrics of the recipe) and fits it.
 
     Args:
@@ -242,6 +254,7 @@ def fit_stage(model, recipe: config.Recipe, datasets, stage, stage_callbacks, fe
         prepared: `prepare_stage`'s result, when the caller has it already.
         plan: the stage's length under the time budget (`budget.StagePlan`); None: as the
             stage says.
+        compiled: the prepared model is compiled for this stage already (`plan_stage`).
         fit_options: `fit` arguments that replace the stage's, e.g. `epochs`, `initial_epoch`.
 
     Returns:
@@ -263,8 +276,9 @@ def fit_stage(model, recipe: config.Recipe, datasets, stage, stage_callbacks, fe
 
     stage_callbacks = [callbacks.EpochStart(stage.name, recipe.train.seed), *stage_callbacks]
     with distribution.fitting(fit_model):
-        compile_stage(fit_model, recipe, stage,
-                      (steps_per_epoch or int(train_data.cardinality())) * epochs)
+        if not compiled:
+            compile_stage(fit_model, recipe, stage,
+                          (steps_per_epoch or int(train_data.cardinality())) * epochs)
         return fit_model.fit(distribution.fit_batches(train_data),
                              validation_data=distribution.fit_batches(val_data),
                              callbacks=stage_callbacks, **options)

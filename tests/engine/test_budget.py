@@ -63,6 +63,27 @@ def test_timing_steps_leaves_the_model_as_it_was():
     assert seconds > 0
     for variable, value in zip(model.variables, before):
         np.testing.assert_array_equal(variable.numpy(), value, err_msg=variable.path)
+    # the optimizer is as a fresh one: no step counted, no moments, so the stage can fit on
+    assert int(model.optimizer.iterations.numpy()) == 0
+    moments = [v for v in model.optimizer.variables if v is not model.optimizer.iterations]
+    assert moments and not any(np.any(v.numpy()) for v in moments if "learning_rate" not in v.path)
+
+
+def test_a_stage_that_fits_its_budget_fits_the_model_its_timing_compiled(command, tmp_path,
+                                                                          monkeypatch):
+    from dlkeras.engine import stages
+    from dlkeras.recipes import mlp_churn
+
+    compiled, original = [], stages.compile_stage
+    monkeypatch.setattr(stages, "compile_stage",
+                        lambda *args, **kwargs: compiled.append(args[2].name) or original(*args, **kwargs))
+    sets = [*mlp_churn.SMOKE, "train.time_budget_minutes=30"]
+    result = command(["--recipe", "mlp_churn", "--out", str(tmp_path),
+                      *[a for s in sets for a in ("--set", s)]])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "fits the time budget" in result.stdout
+    plans = json.loads((tmp_path / "latest" / "mlp_churn" / "budget.json").read_text())
+    assert compiled == list(plans) and len(compiled) >= 1  # one compile per stage, not two
 
 
 def test_budgeted_run_cuts_the_stage_and_records_why(command, tmp_path):
