@@ -43,6 +43,12 @@ def build(model_config, data_info):
     return importlib.import_module(MODELS[model_config.name]).build(model_config, data_info)
 
 
+# Modules, besides the factories, that register classes a saved model can name: layers, and the
+# optimizers in the compile config of a head trained on its own and nested in the model (Keras
+# compiles a nested model from its config even when the outer one is loaded uncompiled).
+REGISTERING = ("dlkeras.models.layers", "dlkeras.engine.discriminative", "dlkeras.engine.fused_adam")
+
+
 def load_inference_model(path):
     """A saved `.keras` model for inference: safe mode, no optimizer, every factory's custom
     layers registered first.
@@ -64,7 +70,7 @@ def load_inference_model(path):
     lambdas = _lambda_layers(_archive_config(path))
     if lambdas:
         raise RunError(_refused(path, f"Lambda layer(s) {', '.join(lambdas)}"))
-    for module in sorted(set(MODELS.values())) + ["dlkeras.models.layers"]:
+    for module in sorted(set(MODELS.values())) + list(REGISTERING):
         importlib.import_module(module)
     try:
         with warnings.catch_warnings():  # compile=False: the optimizer is not wanted, not missing
