@@ -51,7 +51,7 @@ REGISTERING = ("dlkeras.models.layers", "dlkeras.engine.discriminative", "dlkera
 
 def load_inference_model(path):
     """A saved `.keras` model for inference: safe mode, no optimizer, every factory's custom
-    layers registered first.
+    layers and dlkeras' optimizers registered first (`REGISTERING`).
 
     Before Keras opens the file, the zip archive is checked (`archives.check_zip`: no member
     path outside the archive, no decompression bomb) and its config is searched for Lambda
