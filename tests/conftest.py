@@ -26,16 +26,8 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory):
-    """Generated assets (tiny presets, synthetic data) and JAX's compilation cache go to a
-    per-session folder, one for all xdist workers of the session: each asset is generated once,
-    and a JAX program compiled by one worker's process is read by the other's. Every writer
-    there renames a finished file or folder into place (JAX's cache writes under a file lock)."""
-    root = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent  # the session's folder; the workers' own are popen-gw0, popen-gw1...
-    cache = root / "dlkeras-cache"
-    cache.mkdir(exist_ok=True)
-    os.environ["DLKERAS_CACHE"] = str(cache)
+    """Generated assets (tiny presets, synthetic data) go to a per-session folder."""
+    os.environ["DLKERAS_CACHE"] = str(tmp_path_factory.mktemp("dlkeras-cache"))
 
 
 @pytest.fixture(scope="session")
