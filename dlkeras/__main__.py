@@ -11,6 +11,7 @@ import importlib
 import sys
 
 from dlkeras import __version__
+from dlkeras.cli import exit_process
 
 # command: (module whose main(argv) runs it, what it does)
 COMMANDS = {
@@ -55,6 +56,11 @@ def main(argv=None) -> int:
     return module.main(rest)
 
 
+def run() -> None:
+    """The `dlkeras` console script: `main` on the command line, then `cli.exit_process`."""
+    exit_process(main())
+
+
 def unknown(name: str) -> str:
     close = difflib.get_close_matches(name, COMMANDS, n=3, cutoff=0.5)
     hint = f"did you mean {' or '.join(close)}?" if close else f"choose from {', '.join(COMMANDS)}"
@@ -62,4 +68,4 @@ def unknown(name: str) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

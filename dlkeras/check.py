@@ -10,11 +10,10 @@ lr_range.png in a folder under --out. Exit status: 0 when no check fails, 1 when
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
-from dlkeras.cli import add_verbose_argument, report_errors
+from dlkeras.cli import add_verbose_argument, exit_process, report_errors
 from dlkeras.quiet import quiet_start
 
 
@@ -79,4 +78,4 @@ def check_recipe(recipe, folder: Path, names) -> list:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

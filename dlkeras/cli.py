@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -45,3 +46,33 @@ def report_errors(body: Callable[[], int]) -> int:
     except DlkerasError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+
+
+def exit_process(status: int | None) -> None:
+    """Ends a command's process with exit status `status`, as the interpreter would but for its
+    last step.
+
+    Non-daemon threads are joined, atexit handlers run (log handlers, temporary folders, the
+    libraries' own) and stdout and stderr are flushed, as at any exit. What is skipped is the
+    teardown of every loaded module that follows: with TensorFlow, JAX or PyTorch loaded it takes
+    1.5-3.5 s of CPU on 2 cores and frees only memory the operating system frees anyway.
+
+    Only for the `if __name__ == "__main__"` line of a command and the console script, never for
+    code that a notebook or a test calls. On a Python without the two private hooks it uses
+    (CPython's `threading._shutdown` and `atexit._run_exitfuncs`), it is `sys.exit(status)`.
+    """
+    import atexit
+    import threading
+
+    shutdown, run_exit_functions = (getattr(threading, "_shutdown", None),
+                                    getattr(atexit, "_run_exitfuncs", None))
+    if shutdown is None or run_exit_functions is None:
+        sys.exit(status)
+    shutdown()
+    run_exit_functions()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):  # no stream, or one closed already
+            pass
+    os._exit(status or 0)

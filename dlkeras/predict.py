@@ -19,11 +19,10 @@ Without `--input` the run's own latest days (saved in preprocessing.json) are us
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from dlkeras import tasks
-from dlkeras.cli import add_verbose_argument, report_errors
+from dlkeras.cli import add_verbose_argument, exit_process, report_errors
 from dlkeras.io import write_text_atomic
 from dlkeras.quiet import quiet_start
 
@@ -67,4 +66,4 @@ def run(args) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from dlkeras.cli import add_verbose_argument, report_errors
+from dlkeras.cli import add_verbose_argument, exit_process, report_errors
 from dlkeras.errors import ConfigError
 from dlkeras.quiet import quiet_start
 
@@ -120,4 +119,4 @@ def size_of(path: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
-from dlkeras.cli import add_verbose_argument, report_errors
+from dlkeras.cli import add_verbose_argument, exit_process, report_errors
 from dlkeras.export.formats import ARTIFACTS
 from dlkeras.quiet import quiet_start
 
@@ -106,4 +105,4 @@ def check_settings(args):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from dlkeras import config
-from dlkeras.cli import add_recipe_arguments, report_errors
+from dlkeras.cli import add_recipe_arguments, exit_process, report_errors
 from dlkeras.quiet import quiet_start
 
 
@@ -146,4 +145,4 @@ def launch_workers(args) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

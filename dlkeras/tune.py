@@ -18,11 +18,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 
 from dlkeras import config, validate
-from dlkeras.cli import add_recipe_arguments, report_errors
+from dlkeras.cli import add_recipe_arguments, exit_process, report_errors
 from dlkeras.engine.backend import precision_scope, select_backend
 from dlkeras.errors import ConfigError, RunError
 from dlkeras.io import write_json_atomic
@@ -196,4 +195,4 @@ def describe_plan(recipe: config.Recipe, tuner: str, trials: int) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

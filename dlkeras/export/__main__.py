@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
-from dlkeras.cli import add_verbose_argument, report_errors
+from dlkeras.cli import add_verbose_argument, exit_process, report_errors
 from dlkeras.errors import RunError
 from dlkeras.export.formats import FORMATS, check_formats
 from dlkeras.quiet import quiet_start
@@ -72,4 +71,4 @@ def run(args) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())
