@@ -54,8 +54,9 @@ def exit_process(status: int | None) -> None:
 
     Non-daemon threads are joined, atexit handlers run (log handlers, temporary folders, the
     libraries' own) and stdout and stderr are flushed, as at any exit. What is skipped is the
-    teardown of every loaded module that follows: with TensorFlow, JAX or PyTorch loaded it takes
-    1.5-3.5 s of CPU on 2 cores and frees only memory the operating system frees anyway.
+    teardown of every loaded module that follows: with TensorFlow, JAX or PyTorch loaded it took
+    1.1-1.9 s of a small run on 2 cores (bench/exit.py) and frees only memory the operating
+    system frees anyway.
 
     Only for the `if __name__ == "__main__"` line of a command and the console script, never for
     code that a notebook or a test calls. On a Python without the two private hooks it uses
