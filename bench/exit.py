@@ -41,13 +41,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def run_once(kind: str, recipe: str, backend: str, out: Path) -> dict | str:
-    """Wall and CPU seconds of one smoke run; the error text when it failed."""
+def smoke_arguments(recipe: str, out: Path) -> list[str]:
+    """`dlkeras.train` arguments of the recipe's SMOKE variant, without TensorBoard logs."""
     sys.path.insert(0, str(ROOT))
     from dlkeras import config
 
     sets = [*config.load_recipe_module(recipe).SMOKE, "callbacks.tensorboard=false"]
-    arguments = ["--recipe", recipe, "--out", str(out), *[a for s in sets for a in ("--set", s)]]
+    return ["--recipe", recipe, "--out", str(out), *[a for s in sets for a in ("--set", s)]]
+
+
+def run_once(kind: str, arguments: list[str], backend: str) -> dict | str:
+    """Wall and CPU seconds of one run of `dlkeras.train ARGUMENTS`; the error text when it
+    failed."""
     start = ["-m", "dlkeras.train"] if kind == "prompt" else ["-c", FULL_TEARDOWN]
     environment = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -73,10 +78,11 @@ def main(argv=None) -> int:
     print(machine.summary(described), flush=True)
     runs = {backend: {kind: [] for kind in KINDS} for backend in args.backends}
     with tempfile.TemporaryDirectory(prefix="dlkeras-exit-") as scratch:
+        arguments = smoke_arguments(args.recipe, Path(scratch) / "runs")
         for index in range(args.rounds):
             for backend in args.backends:
                 for kind in (KINDS if index % 2 == 0 else KINDS[::-1]):
-                    found = run_once(kind, args.recipe, backend, Path(scratch) / "runs")
+                    found = run_once(kind, arguments, backend)
                     runs[backend][kind].append(found)
                     print(f"round {index + 1} {backend} {kind}: {found}", flush=True)
     table = {}
