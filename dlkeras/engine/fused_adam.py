@@ -1,24 +1,34 @@
-"""Adam and AdamW whose TensorFlow update is one fused kernel per variable.
+"""Adam and AdamW whose update, clipping and weight decay take few passes over memory.
 
 Keras' Adam updates each variable with about a dozen element-wise ops (subtract, multiply,
 square, sqrt, divide, three assignments), each one a full pass over the variable or its two
-moments. `tf.raw_ops.ResourceApplyAdam` computes the same update (the same bias-corrected
-step size and epsilon) in one multithreaded pass. On the bert_tickets fine-tune (22.6 million
-parameters, batch 32) Keras' update was about 40% of the CPU time of a training step.
+moments; its per-variable `clipnorm` takes four more (square, sum, multiply, divide) and its
+decoupled weight decay three (two multiplies and a subtraction). On the bert_tickets fine-tune
+(22.6 million parameters, half of them the word-embedding table, batch 32) those passes were
+about 40% of the CPU time of a training step. Here, with the same arithmetic:
 
-Everything else stays Keras': clipping, weight decay, gradient accumulation, schedules,
-variables and config. Other backends (XLA fuses the element-wise ops itself; on PyTorch
-`build_optimizer` keeps Keras' own classes, which batch the update with `torch._foreach`), a
-`tf.distribute` strategy, amsgrad and variables that are not float32 keep Keras' own update.
+- TensorFlow: `tf.raw_ops.ResourceApplyAdam`, one multithreaded kernel per variable (the same
+  bias-corrected step size and epsilon); each gradient's norm from one `L2Loss` reduction and
+  one multiply to clip it; weight decay as one multiply whose result becomes the variable.
+- PyTorch: one `torch._fused_adam_` call for all variables (Keras' epsilon is added before the
+  bias correction, PyTorch's after: the epsilon passed is scaled to match); the norms of all
+  gradients from one `torch._foreach_norm`, then one `_foreach_mul`. Keras' own classes batch
+  the update with a dozen `torch._foreach` passes; weight decay is already one.
+
+Everything else stays Keras': gradient accumulation, schedules, variables and config. JAX (XLA
+fuses the element-wise ops itself), a `tf.distribute` strategy, amsgrad and variables that are
+not float32 keep Keras' own update.
 """
 
 from __future__ import annotations
+
+import math
 
 import keras
 
 
 class FusedAdamUpdate:
-    """Mixin for keras.optimizers.Adam and its subclasses: the fused TensorFlow update."""
+    """Mixin for keras.optimizers.Adam and its subclasses: the fused update, clipping and decay."""
 
     def update_step(self, gradient, variable, learning_rate):
         if not self._fuses(variable):
@@ -37,12 +47,57 @@ class FusedAdamUpdate:
             grad=tf.cast(tf.convert_to_tensor(gradient), tf.float32),
         )
 
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        if self._fuses_torch(trainable_variables):
+            return _torch_update(self, grads, trainable_variables, learning_rate)
+        return super()._backend_update_step(grads, trainable_variables, learning_rate)
+
+    def _clip_gradients(self, grads):
+        if not (self.clipnorm and self.clipnorm > 0) or self._backend() is None:
+            return super()._clip_gradients(grads)
+        present = [g for g in grads if g is not None]
+        clipped = iter((_clip_tensorflow if self._backend() == "tensorflow" else _clip_torch)(
+            present, self.clipnorm))
+        return [None if g is None else next(clipped) for g in grads]
+
+    def _apply_weight_decay(self, variables):
+        if self.weight_decay is None or self._backend() != "tensorflow":
+            return super()._apply_weight_decay(variables)
+        import tensorflow as tf
+
+        shrink = 1.0 - tf.cast(self.learning_rate, tf.float32) * tf.cast(self.weight_decay, tf.float32)
+        for variable in variables:
+            if self._use_weight_decay(variable):
+                value = variable.value if isinstance(variable, keras.Variable) else variable
+                value.assign(value * tf.cast(shrink, value.dtype))
+
+    def _variable_learning_rate_scale(self, variable) -> float:
+        """The factor on the learning rate of `variable` (1.0 here; see dlkeras.engine.discriminative)."""
+        return 1.0
+
+    def _backend(self) -> str | None:
+        """"tensorflow" or "torch" where this optimizer's fused paths apply, else None."""
+        backend = keras.backend.backend()
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            return None if tf.distribute.has_strategy() else backend
+        return backend if backend == "torch" else None
+
     def _fuses(self, variable) -> bool:
-        if keras.backend.backend() != "tensorflow" or self.amsgrad:
+        if self._backend() != "tensorflow" or self.amsgrad:
             return False
         import tensorflow as tf
 
-        return not tf.distribute.has_strategy() and variable.dtype == tf.float32
+        return variable.dtype == tf.float32
+
+    def _fuses_torch(self, variables) -> bool:
+        if self._backend() != "torch" or self.amsgrad:
+            return False
+        import torch
+
+        return hasattr(torch, "_fused_adam_") and all(
+            v.dtype == "float32" and v.value.device.type == "cpu" for v in variables)
 
 
 def _handle(variable):
@@ -50,14 +105,67 @@ def _handle(variable):
     return (variable.value if isinstance(variable, keras.Variable) else variable).handle
 
 
+def _clip_tensorflow(grads, clipnorm: float) -> list:
+    """Each gradient scaled to an L2 norm of at most `clipnorm`: one reduction, one multiply."""
+    import tensorflow as tf
+
+    clipped = []
+    for gradient in grads:
+        gradient = tf.convert_to_tensor(gradient)  # IndexedSlices -> dense, as Keras' clip does
+        limit = tf.cast(clipnorm, gradient.dtype)
+        norm = tf.sqrt(2.0 * tf.nn.l2_loss(gradient))
+        clipped.append(gradient * (limit / tf.maximum(norm, limit)))
+    return clipped
+
+
+def _clip_torch(grads, clipnorm: float) -> list:
+    """Each gradient scaled to an L2 norm of at most `clipnorm`: one batched norm, one multiply."""
+    import torch
+
+    grads = [keras.ops.convert_to_tensor(g) for g in grads]
+    if not grads:
+        return grads
+    with torch.no_grad():
+        norms = torch.stack(torch._foreach_norm(grads))
+        scales = (clipnorm / torch.clamp_min(norms, clipnorm)).tolist()
+        return list(torch._foreach_mul(grads, scales))
+
+
+def _torch_update(optimizer, grads, variables, learning_rate) -> None:
+    """Keras' Adam step for every variable in one `torch._fused_adam_` call per learning rate."""
+    import torch
+
+    step = float(keras.ops.convert_to_numpy(optimizer.iterations)) + 1.0
+    # Keras: lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps); PyTorch divides sqrt(v)
+    # by sqrt(1 - b2^t) before adding its epsilon, so that epsilon is eps / sqrt(1 - b2^t)
+    epsilon = optimizer.epsilon / math.sqrt(1.0 - optimizer.beta_2**step)
+    learning_rate = float(keras.ops.convert_to_numpy(learning_rate))
+    groups = {}
+    for gradient, variable in zip(grads, variables):
+        index = optimizer._get_variable_index(variable)
+        group = groups.setdefault(optimizer._variable_learning_rate_scale(variable), ([], [], [], []))
+        for part, value in zip(group, (variable.value, gradient, optimizer._momentums[index].value,
+                                       optimizer._velocities[index].value)):
+            part.append(value)
+    steps = torch.tensor(step, dtype=torch.float32)
+    with torch.no_grad():
+        for scale, (params, gradients, momentums, velocities) in groups.items():
+            gradients = [g.to(torch.float32).contiguous() for g in gradients]
+            torch._fused_adam_(params, gradients, momentums, velocities, [], [steps] * len(params),
+                               lr=learning_rate * scale,
+                               beta1=optimizer.beta_1, beta2=optimizer.beta_2, weight_decay=0.0,
+                               eps=epsilon, amsgrad=False, maximize=False)
+
+
 @keras.saving.register_keras_serializable(package="dlkeras")
 class FusedAdam(FusedAdamUpdate, keras.optimizers.Adam):
-    """keras.optimizers.Adam with the fused TensorFlow update."""
+    """keras.optimizers.Adam with the fused update and clipping."""
 
 
 @keras.saving.register_keras_serializable(package="dlkeras")
 class FusedAdamW(FusedAdamUpdate, keras.optimizers.AdamW):
-    """keras.optimizers.AdamW with the fused TensorFlow update (decoupled decay stays Keras')."""
+    """keras.optimizers.AdamW with the fused update, clipping and weight decay."""
 
 
 CLASSES = {"Adam": FusedAdam, "AdamW": FusedAdamW}  # keras.optimizers name -> fused class
+BACKENDS = ("tensorflow", "torch")  # where build_optimizer picks CLASSES

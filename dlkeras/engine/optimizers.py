@@ -39,9 +39,8 @@ def build_optimizer(train, learning_rate: float, total_steps: int,
                     backbone_learning_rate: float | None = None):
     """AdamW (default), Adam or SGD with clipping, accumulation and the stage's schedule.
 
-    On TensorFlow, Adam and AdamW update each variable with one fused kernel
-    (`dlkeras.engine.fused_adam`); on PyTorch, Keras' own classes batch the update with
-    `torch._foreach` ops, which a subclass would lose.
+    On TensorFlow and PyTorch, Adam and AdamW update, clip and decay with fused kernels
+    (`dlkeras.engine.fused_adam`); JAX keeps Keras' classes (XLA fuses their element-wise ops).
 
     Args:
         backbone_learning_rate: the stage's rate for layers outside the head (discriminative
@@ -66,7 +65,7 @@ def build_optimizer(train, learning_rate: float, total_steps: int,
     if backbone_learning_rate is None:
         from dlkeras.engine import fused_adam
 
-        classes = fused_adam.CLASSES if keras.backend.backend() == "tensorflow" else {}
+        classes = fused_adam.CLASSES if keras.backend.backend() in fused_adam.BACKENDS else {}
         return classes.get(class_name, getattr(keras.optimizers, class_name))(**options)
     from dlkeras.engine import discriminative
 

@@ -81,12 +81,13 @@ def test_set_trainable_head_and_top_layers():
         stages.set_trainable(model, "bottom")
 
 
-def test_only_tensorflow_gets_the_fused_adam(monkeypatch):
+def test_tensorflow_and_torch_get_the_fused_adam_and_jax_keeps_keras_adam(monkeypatch):
     import keras
 
     from dlkeras.engine import fused_adam
 
     assert type(optimizers.build_optimizer(train_config(), 1e-3, 10)) is fused_adam.FusedAdamW
-    # Keras' own classes on PyTorch turn into its torch._foreach optimizers; a subclass would not
     monkeypatch.setattr(keras.backend, "backend", lambda: "torch")
+    assert type(optimizers.build_optimizer(train_config(), 1e-3, 10)) is fused_adam.FusedAdamW
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")  # XLA fuses Keras' update
     assert type(optimizers.build_optimizer(train_config(), 1e-3, 10)) is keras.optimizers.AdamW
