@@ -18,8 +18,8 @@ TensorFlow in bfloat16, 1.34x on PyTorch, where Keras' own update was also repla
   the update with a dozen `torch._foreach` passes; weight decay is already one.
 
 Everything else stays Keras': gradient accumulation, schedules, variables and config. JAX (XLA
-fuses the element-wise ops itself), a `tf.distribute` strategy, amsgrad and variables that are
-not float32 keep Keras' own update.
+fuses the element-wise ops itself), a `tf.distribute` strategy, amsgrad, variables that are not
+float32 and, on PyTorch, variables on more than one device keep Keras' per-variable update.
 """
 
 from __future__ import annotations
@@ -98,8 +98,9 @@ class FusedAdamUpdate:
             return False
         import torch
 
-        return hasattr(torch, "_fused_adam_") and all(
-            v.dtype == "float32" and v.value.device.type == "cpu" for v in variables)
+        devices = {v.value.device for v in variables}
+        return (hasattr(torch, "_fused_adam_") and len(devices) == 1
+                and all(v.dtype == "float32" for v in variables))
 
 
 def _handle(variable):
@@ -149,7 +150,7 @@ def _torch_update(optimizer, grads, variables, learning_rate) -> None:
         for part, value in zip(group, (variable.value, gradient, optimizer._momentums[index].value,
                                        optimizer._velocities[index].value)):
             part.append(value)
-    steps = torch.tensor(step, dtype=torch.float32)
+    steps = torch.tensor(step, dtype=torch.float32, device=variables[0].value.device)
     with torch.no_grad():
         for scale, (params, gradients, momentums, velocities) in groups.items():
             gradients = [g.to(torch.float32).contiguous() for g in gradients]
