@@ -14,8 +14,9 @@ TensorFlow in bfloat16, 1.34x on PyTorch, where Keras' own update was also repla
   one multiply to clip it; weight decay as one multiply whose result becomes the variable.
 - PyTorch: one `torch._fused_adam_` call for all variables (Keras' epsilon is added before the
   bias correction, PyTorch's after: the epsilon passed is scaled to match); the norms of all
-  gradients from one `torch._foreach_norm`, then one `_foreach_mul`. Keras' own classes batch
-  the update with a dozen `torch._foreach` passes; weight decay is already one.
+  gradients from one `torch._foreach_norm`, then one multiply per gradient above the limit.
+  Keras' own classes batch the update with a dozen `torch._foreach` passes; its weight decay is
+  already one.
 
 Everything else stays Keras': gradient accumulation, schedules, variables and config. JAX (XLA
 fuses the element-wise ops itself), a `tf.distribute` strategy, amsgrad, variables that are not
@@ -122,7 +123,8 @@ def _clip_tensorflow(grads, clipnorm: float) -> list:
 
 
 def _clip_torch(grads, clipnorm: float) -> list:
-    """Each gradient scaled to an L2 norm of at most `clipnorm`: one batched norm, one multiply."""
+    """Each gradient scaled to an L2 norm of at most `clipnorm`: one batched norm, then one
+    multiply for each gradient above it."""
     import torch
 
     grads = [keras.ops.convert_to_tensor(g) for g in grads]
@@ -131,7 +133,8 @@ def _clip_torch(grads, clipnorm: float) -> list:
     with torch.no_grad():
         norms = torch.stack(torch._foreach_norm(grads))
         scales = (clipnorm / torch.clamp_min(norms, clipnorm)).tolist()
-        return list(torch._foreach_mul(grads, scales))
+        # a gradient within the norm is left as it is (Keras multiplies it by exactly 1.0)
+        return [g if scale == 1.0 else g * scale for g, scale in zip(grads, scales)]
 
 
 def _torch_update(optimizer, grads, variables, learning_rate) -> None:
