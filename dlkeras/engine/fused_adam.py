@@ -6,8 +6,9 @@ moments; its per-variable `clipnorm` takes four more (square, sum, multiply, div
 decoupled weight decay three (two multiplies and a subtraction). On the bert_tickets fine-tune
 (22.6 million parameters, half of them the word-embedding table, batch 32) Keras' update alone
 was about 40% of the CPU time of a TensorFlow training step. Here, with the same arithmetic
-(`bench/bert_tickets.py`, side by side with Keras' clipping and decay: 1.10x faster steps on
-TensorFlow in bfloat16, 1.34x on PyTorch, where Keras' own update was also replaced):
+(`bench/bert_tickets.py`, side by side with Keras' clipping and decay: 1.01x to 1.10x faster
+steps on TensorFlow in bfloat16, depending on the machine's load; 1.34x on PyTorch, where
+Keras' own update was also replaced):
 
 - TensorFlow: `tf.raw_ops.ResourceApplyAdam`, one multithreaded kernel per variable (the same
   bias-corrected step size and epsilon); each gradient's norm from one `L2Loss` reduction and
