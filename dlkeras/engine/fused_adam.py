@@ -57,11 +57,11 @@ class FusedAdamUpdate:
         return super()._backend_update_step(grads, trainable_variables, learning_rate)
 
     def _clip_gradients(self, grads):
-        if not (self.clipnorm and self.clipnorm > 0) or self._backend() is None:
+        backend = self._backend()
+        if not (self.clipnorm and self.clipnorm > 0) or backend is None:
             return super()._clip_gradients(grads)
-        present = [g for g in grads if g is not None]
-        clipped = iter((_clip_tensorflow if self._backend() == "tensorflow" else _clip_torch)(
-            present, self.clipnorm))
+        clip = _clip_tensorflow if backend == "tensorflow" else _clip_torch
+        clipped = iter(clip([g for g in grads if g is not None], self.clipnorm))
         return [None if g is None else next(clipped) for g in grads]
 
     def _apply_weight_decay(self, variables):
