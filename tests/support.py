@@ -21,11 +21,12 @@ SMOKE_RUN_USERS = ("tests/export", "tests/serving", "tests/test_train.py")
 
 
 def run_cli(args, env=None, timeout=600, module="dlkeras.train", **kwargs):
-    """Runs `python -m MODULE ARGS` in a fresh interpreter (own backend, own process)."""
-    import subprocess
+    """Runs `python -m MODULE ARGS` in its own process (own backend): a fork of a prestarted
+    interpreter (tests/prestart.py) where one takes it, else a fresh one."""
+    import prestart
 
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
-    return subprocess.run(
+    return prestart.run(
         [sys.executable, "-m", module, *args],
         cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout, **kwargs,
     )

@@ -8,6 +8,7 @@ import sys
 import time
 
 import pandas as pd
+import prestart
 
 from dlkeras.runs import RunDir, read_history
 
@@ -23,7 +24,7 @@ def train_args(csv, out, *extra):
 def kill_after_backup(csv, out, min_epoch=2, timeout=300):
     """Starts training and SIGKILLs it once a backup of `min_epoch` epochs exists."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    process = subprocess.Popen([sys.executable, "-m", "dlkeras.train", *train_args(csv, out)],
+    process = prestart.popen([sys.executable, "-m", "dlkeras.train", *train_args(csv, out)],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     metadata = out / "latest" / "mlp_churn" / "backup" / "train" / "state.json"
     deadline = time.monotonic() + timeout

@@ -1,5 +1,8 @@
 """A run killed (SIGKILL) inside and between its stages, then resumed, ends exactly where the
-uninterrupted run ends: same weights, same history, same test metrics."""
+uninterrupted run ends: same weights, same history, same test metrics.
+
+The uninterrupted runs start fresh interpreters; the killed and resumed ones are forks of a
+prestarted one (tests/prestart.py), so each comparison also spans two interpreters."""
 
 import io
 import json
@@ -12,6 +15,7 @@ import zipfile
 
 import h5py
 import numpy as np
+import prestart
 import pytest
 
 from dlkeras.runs import read_history
@@ -49,7 +53,7 @@ def run_until(csv, out, ready, resume: bool, timeout=300, command_for=None) -> b
     extra = ["--resume"] if resume else []
     argv = command_for(*extra) if command_for else command(csv, out, *extra)
     recipe = argv[argv.index("--recipe") + 1]
-    process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = prestart.popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout
     try:
         while process.poll() is None and time.monotonic() < deadline:
@@ -102,7 +106,7 @@ def test_killed_three_times_and_resumed_ends_bit_identical(csv, tmp_path):
     kills = [backed_up("first", 2), finished("first"), backed_up("second", 2)]
     for index, ready in enumerate(kills):
         assert run_until(csv, out, ready, resume=index > 0), f"kill {index} came too late"
-    result = subprocess.run(command(csv, out, "--resume"), env=env, capture_output=True, text=True)
+    result = prestart.run(command(csv, out, "--resume"), env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     resumed = (out / "latest" / "mlp_churn").resolve()
 
@@ -134,7 +138,7 @@ def test_killed_during_the_feature_cache_and_between_stages_ends_bit_identical(t
     expected = (tmp_path / "whole" / "latest" / "bert_tickets").resolve()
 
     out = tmp_path / "killed"
-    process = subprocess.Popen(argv(out), env=env, stdout=subprocess.PIPE, text=True,
+    process = prestart.popen(argv(out), env=env, stdout=subprocess.PIPE, text=True,
                                stderr=subprocess.DEVNULL)
     for line in process.stdout:  # the moment extraction starts
         if line.startswith("computing backbone features"):
@@ -145,7 +149,7 @@ def test_killed_during_the_feature_cache_and_between_stages_ends_bit_identical(t
     run = (out / "latest" / "bert_tickets").resolve()
     assert not (run / "checkpoints" / "backbone_features.npz").exists()
     assert run_until(None, out, finished("head"), resume=True, command_for=lambda *extra: argv(out, *extra))
-    result = subprocess.run(argv(out, "--resume"), env=env, capture_output=True, text=True)
+    result = prestart.run(argv(out, "--resume"), env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
 
     a, b = final_weights(expected), final_weights(run)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import prestart
 import pytest
 
 from dlkeras.runs import RunDir, read_history
@@ -46,7 +47,7 @@ def test_killed_multi_worker_run_resumes_on_every_process(tmp_path, cli):
     out = tmp_path / "runs"
     extra = ["train.epochs=6", "callbacks.early_stopping_patience=0", "data.batch_size=8"]
     env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    launcher = subprocess.Popen([sys.executable, "-m", "dlkeras.train", *args(out, *extra),
+    launcher = prestart.popen([sys.executable, "-m", "dlkeras.train", *args(out, *extra),
                                  "--workers", "2"], env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
     metadata = out / "latest" / "mlp_churn" / "backup" / "train" / "state.json"

@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import prestart
 import pytest
 
 from dlkeras import export
@@ -44,7 +45,7 @@ def start_export(run: Path, out: Path, log: Path, latency_seconds: float) -> sub
                "--out", str(out), "--parity-examples", "32", "--latency-seconds", str(latency_seconds)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow"}
     with open(log, "w") as stream:
-        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=stream, stderr=subprocess.STDOUT)
+        return prestart.popen(command, cwd=ROOT, env=env, stdout=stream, stderr=subprocess.STDOUT)
 
 
 # === The claim, in this process ===

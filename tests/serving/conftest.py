@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import prestart
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,7 +34,7 @@ class Server:
 
     def __init__(self, args, timeout: float = 240):
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-        self.process = subprocess.Popen(
+        self.process = prestart.popen(
             [sys.executable, "-m", "dlkeras.serve", *map(str, args), "--port", "0"], cwd=ROOT, env=env,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: list[str] = []

@@ -1,0 +1,393 @@
+"""Prestarted interpreters for the suite's command runs.
+
+A fresh `python -m dlkeras.train` spends 7-9 s of CPU importing TensorFlow, Keras and their
+libraries before it reads its first argument, and the suite starts about a hundred of them.
+Here one server per backend (per pytest process) imports them once; each command then runs in
+a fork of it: its own process, with its own pid, process group, working folder, environment,
+arguments, stdin, stdout and stderr, exit status and signals, running the module's `__main__`
+code as `python -m` would. What a fork cannot show is what happens while those libraries load
+(start-up notices, what a command imports): the tests of that (tests/test_quiet_start.py,
+tests/test_cli.py, the `-c` import checks) start fresh interpreters.
+
+A command goes to a server only when the backend a fresh interpreter would choose is known
+before it starts (`backend_of`); anything else, or any failure to reach a server, starts a fresh
+interpreter. DLKERAS_TEST_PRESTART=0 turns the servers off.
+
+Forks share the server's hash seed and NumPy's global random state; the interpreter's own
+`random` reseeds in each fork.
+
+Run as a script, this file is the server: `python tests/prestart.py SOCKET` with KERAS_BACKEND
+set; it prints "ready" once the libraries are loaded and ends when its stdin closes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BACKENDS = ("tensorflow", "jax", "torch")
+VARIABLE = "DLKERAS_TEST_PRESTART"
+# commands that fix their backend whatever KERAS_BACKEND says (their conversions run on a
+# TensorFlow reload)
+TENSORFLOW_ALWAYS = ("dlkeras.export",)
+# commands whose backend is KERAS_BACKEND, else TensorFlow, whatever the recipe prefers
+TENSORFLOW_DEFAULT = ("dlkeras.predict", "dlkeras.serve", "dlkeras.prune")
+# commands that take `--recipe` and start on the recipe's preferred backend (`select_backend`)
+RECIPE_COMMANDS = ("dlkeras.train", "dlkeras.tune", "dlkeras.check")
+# arguments whose runs start fresh: a `--workers 2` launch forked from the JAX server took
+# 160 s where a fresh one took 50 s (tests/test_workers.py, same machine)
+FRESH_ARGUMENTS = ("--workers",)
+MESSAGE_BYTES = 1 << 20
+
+
+def backend_of(module: str, args, env: dict) -> str | None:
+    """The backend a fresh `python -m MODULE ARGS` with `env` would load; None when that is only
+    known once it runs (a TOML recipe, a `--set backend=...`, an unknown module), and for the
+    runs FRESH_ARGUMENTS names."""
+    if any(str(a) in FRESH_ARGUMENTS for a in args):
+        return None
+    if module in TENSORFLOW_ALWAYS:
+        return "tensorflow"
+    if env.get("KERAS_BACKEND"):
+        return env["KERAS_BACKEND"] if env["KERAS_BACKEND"] in BACKENDS else None
+    if module in TENSORFLOW_DEFAULT:
+        return "tensorflow"
+    if module not in RECIPE_COMMANDS:
+        return None
+    args = [str(a) for a in args]
+    if any(a.startswith("backend=") for a in args) or "--recipe" not in args[:-1]:
+        return None
+    from dlkeras.recipes import RECIPES
+
+    name = args[args.index("--recipe") + 1]
+    if name not in RECIPES:
+        return None
+    from dlkeras import config
+
+    return config.load_recipe(name).backend or "tensorflow"
+
+
+class Forked:
+    """A command running in a fork of a server, with the parts of `subprocess.Popen` the tests
+    use: pid, returncode, poll, wait, send_signal, kill, terminate and stdout (when PIPE)."""
+
+    def __init__(self, args, connection: socket.socket, pid: int, stdout=None, stderr=None):
+        self.args, self.pid, self.stdout, self.stderr = args, pid, stdout, stderr
+        self.returncode = None
+        self._connection = connection
+
+    def _read_status(self, timeout: float | None) -> bool:
+        import select
+
+        if not select.select([self._connection], [], [], timeout)[0]:
+            return False
+        try:
+            message = self._connection.recv(MESSAGE_BYTES)
+        except OSError:
+            message = b""
+        # the server reports "exit STATUS"; a server gone without reporting counts as killed
+        self.returncode = int(message.split()[1]) if message.startswith(b"exit ") else -signal.SIGKILL
+        self._connection.close()
+        return True
+
+    def poll(self):
+        if self.returncode is None:
+            self._read_status(0)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None):
+        if self.returncode is None and not self._read_status(timeout):
+            raise subprocess.TimeoutExpired(self.args, timeout)
+        return self.returncode
+
+    def send_signal(self, number: int) -> None:
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, number)
+            except ProcessLookupError:
+                pass
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def communicate(self, timeout: float | None = None):
+        """(stdout, stderr), each read to its end, once the command exited."""
+        streams = [self.stdout, self.stderr]
+        read = [None, None]
+
+        def drain(index):
+            read[index] = streams[index].read()
+
+        readers = [threading.Thread(target=drain, args=(index,), daemon=True)
+                   for index, stream in enumerate(streams) if stream is not None]
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for reader in readers:
+            reader.start()
+        for reader in readers:
+            reader.join(None if deadline is None else max(deadline - time.monotonic(), 0))
+        if any(reader.is_alive() for reader in readers):
+            self.kill()
+            self.wait()
+            raise subprocess.TimeoutExpired(self.args, timeout)
+        self.wait(None if deadline is None else max(deadline - time.monotonic(), 0))
+        for stream in streams:
+            if stream is not None:
+                stream.close()
+        return read[0], read[1]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for stream in (self.stdout, self.stderr):
+            if stream is not None:
+                stream.close()
+        self.wait()
+
+
+class Servers:
+    """backend -> its server, started on first use and stopped when this process exits."""
+
+    def __init__(self):
+        self._servers, self._lock = {}, threading.Lock()
+
+    def start(self, module: str, args, env: dict, cwd, stdout=None, stderr=None, text=False):
+        """`module` run in a fork with `args`, `env` and `cwd`; a `Forked`, or None when no
+        server takes it (the caller starts a fresh interpreter)."""
+        if os.environ.get(VARIABLE) == "0":
+            return None
+        backend = backend_of(module, args, env)
+        address = backend and self._address(backend)
+        if address is None:
+            return None
+        request = json.dumps({"module": module, "args": [str(a) for a in args], "env": env,
+                              "cwd": str(cwd)}).encode()
+        ends, ours = [], {}
+        with open(os.devnull, "rb") as null_in, open(os.devnull, "wb") as null_out:
+            for name, wanted in (("stdout", stdout), ("stderr", stderr)):
+                if wanted == subprocess.PIPE:
+                    read, write = os.pipe()
+                    ours[name] = read
+                    ends.append(write)
+                elif wanted == subprocess.DEVNULL:
+                    ends.append(os.dup(null_out.fileno()))
+                elif wanted == subprocess.STDOUT:  # stderr into stdout's pipe or file
+                    ends.append(os.dup(ends[0]))
+                elif wanted is None:  # inherited, as subprocess does
+                    ends.append(os.dup(1 if name == "stdout" else 2))
+                else:
+                    ends.append(os.dup(wanted.fileno()))
+            ends.insert(0, os.dup(null_in.fileno()))
+        connection = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            connection.connect(address)
+            socket.send_fds(connection, [request], ends)
+            pid = int(connection.recv(MESSAGE_BYTES).split()[1])
+        except (OSError, ValueError, IndexError):
+            connection.close()
+            for fd in ours.values():
+                os.close(fd)
+            return None
+        finally:
+            for fd in ends:
+                os.close(fd)
+        streams = {name: os.fdopen(fd, "r" if text else "rb") for name, fd in ours.items()}
+        return Forked([module, *args], connection, pid, streams.get("stdout"), streams.get("stderr"))
+
+    def _address(self, backend: str) -> str | None:
+        with self._lock:
+            if backend not in self._servers:
+                self._servers[backend] = self._launch(backend)
+            server = self._servers[backend]
+        return server and server[1]
+
+    def _launch(self, backend: str):
+        import atexit
+        import tempfile
+
+        folder = tempfile.mkdtemp(prefix="dlkeras-prestart-")
+        address = os.path.join(folder, f"{backend}.sock")
+        env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        server = subprocess.Popen([sys.executable, __file__, address], cwd=ROOT, env=env,
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL)
+        atexit.register(_stop, server, folder)
+        if server.stdout.readline().strip() != b"ready":
+            return None
+        return server, address
+
+
+SERVERS = Servers()
+POPEN_OPTIONS = {"env", "stdout", "stderr", "text", "cwd", "start_new_session"}
+
+
+def popen(argv, **options):
+    """`subprocess.Popen(argv, **options)`; for `[sys.executable, "-m", MODULE, ...]` with only
+    POPEN_OPTIONS, a fork of a prestarted server when one takes it (always in its own
+    process group, as with start_new_session=True)."""
+    argv = [str(a) for a in argv]
+    if argv[:2] == [sys.executable, "-m"] and len(argv) > 2 and set(options) <= POPEN_OPTIONS:
+        process = SERVERS.start(argv[2], argv[3:], dict(options.get("env") or os.environ),
+                                options.get("cwd") or os.getcwd(), options.get("stdout"),
+                                options.get("stderr"), options.get("text", False))
+        if process is not None:
+            return process
+    return subprocess.Popen(argv, **options)
+
+
+def run(argv, capture_output=False, timeout=None, check=False, **options):
+    """`subprocess.run` through `popen`."""
+    if capture_output:
+        options.update(stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = popen(argv, **options)
+    if isinstance(process, Forked):
+        out, err = process.communicate(timeout)
+    else:
+        with process:
+            try:
+                out, err = process.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+                raise
+    result = subprocess.CompletedProcess(argv, process.returncode, out, err)
+    if check:
+        result.check_returncode()
+    return result
+
+
+def _stop(server: subprocess.Popen, folder: str) -> None:
+    import shutil
+
+    server.stdin.close()  # the server ends when its stdin closes
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def serve(address: str) -> None:
+    """Loads the libraries, then forks a command per request until stdin closes."""
+    import selectors
+
+    import keras  # noqa: F401  the backend of KERAS_BACKEND
+    import tensorflow  # noqa: F401  tf.data feeds every backend
+
+    import dlkeras.train  # noqa: F401
+
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    listener.bind(address)
+    listener.listen(64)
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_write, False)
+    signal.set_wakeup_fd(wake_write)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    children: dict[int, socket.socket] = {}
+    selector = selectors.DefaultSelector()
+    for source in (listener, wake_read, sys.stdin.buffer):
+        selector.register(source, selectors.EVENT_READ)
+    print("ready", flush=True)
+    while True:
+        for key, _ in selector.select(timeout=1.0):
+            if key.fileobj is sys.stdin.buffer:
+                if not os.read(sys.stdin.fileno(), 4096):
+                    return
+            elif key.fileobj is listener:
+                connection, _ = listener.accept()
+                message, fds, _, _ = socket.recv_fds(connection, MESSAGE_BYTES, 3)
+                sys.stdout.flush()
+                sys.stderr.flush()
+                pid = os.fork()
+                if pid == 0:
+                    _run_child(json.loads(message), fds,
+                               [listener, connection, *children.values()], (wake_read, wake_write))
+                try:  # its own process group before the test learns its pid (the child too)
+                    os.setpgid(pid, pid)
+                except OSError:  # it did so itself, or has already ended
+                    pass
+                for fd in fds:
+                    os.close(fd)
+                children[pid] = connection
+                connection.send(f"pid {pid}".encode())
+            else:
+                os.read(wake_read, 4096)
+        _reap(children)
+
+
+def _reap(children: dict) -> None:
+    while children:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        connection = children.pop(pid, None)
+        if connection is not None:
+            try:
+                connection.send(f"exit {os.waitstatus_to_exitcode(status)}".encode())
+            except OSError:  # the test is gone
+                pass
+            connection.close()
+
+
+def _run_child(request: dict, fds, sockets, wake_fds) -> None:
+    """In the fork: becomes `python -m MODULE ARGS` in its own process group; never returns."""
+    import runpy
+    import traceback
+
+    status = 1
+    try:
+        os.setpgid(0, 0)
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        for item in sockets:
+            item.close()
+        for fd in wake_fds:
+            os.close(fd)
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+            os.close(fd)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        sys.argv = [request["module"], *request["args"]]
+        sys.path[0] = request["cwd"]  # as `python -m` puts the working folder first
+        sys.modules.pop(request["module"], None)  # it runs as __main__, not as a module
+        try:
+            runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
+            status = 0
+        except SystemExit as exit_:
+            code = exit_.code
+            if code is None or isinstance(code, int):
+                status = code or 0
+            else:
+                print(code, file=sys.stderr)
+                status = 1
+        except BaseException:  # noqa: BLE001  as the interpreter reports an uncaught error
+            traceback.print_exc()
+            status = 1
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+    finally:
+        os._exit(status)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    serve(sys.argv[1])

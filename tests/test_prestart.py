@@ -1,0 +1,60 @@
+"""tests/prestart.py: command runs forked from a prestarted interpreter behave as fresh ones."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import prestart
+import pytest
+from support import ROOT
+
+BAD_KEY = ["--recipe", "mlp_churn", "--set", "train.nope=1"]
+
+
+@pytest.mark.parametrize(("module", "args", "env", "expected"), [
+    ("dlkeras.train", ["--recipe", "lstm_sales"], {}, "jax"),  # the recipe's preference
+    ("dlkeras.train", ["--recipe", "mlp_churn"], {}, "tensorflow"),
+    ("dlkeras.train", ["--recipe", "lstm_sales"], {"KERAS_BACKEND": "torch"}, "torch"),
+    ("dlkeras.export", ["--run", "x"], {"KERAS_BACKEND": "jax"}, "tensorflow"),  # export's own
+    ("dlkeras.predict", ["x"], {}, "tensorflow"),
+    ("dlkeras.train", ["--recipe", "mine.toml"], {}, None),  # known only once it runs
+    ("dlkeras.train", ["--recipe", "mlp_churn", "--set", "backend=jax"], {}, None),
+    ("dlkeras.train", [], {}, None),
+    ("dlkeras.train", ["--recipe", "mlp_churn", "--workers", "2"], {"KERAS_BACKEND": "jax"}, None),
+    ("evil_layers", [], {}, None),
+])
+def test_backend_of_is_the_backend_a_fresh_interpreter_would_load(module, args, env, expected):
+    assert prestart.backend_of(module, args, env) == expected
+
+
+def test_a_forked_command_exits_and_reports_as_a_fresh_one(tmp_path):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow"}
+    argv = [sys.executable, "-m", "dlkeras.train", *BAD_KEY]
+    process = prestart.popen(argv, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    assert isinstance(process, prestart.Forked), "no server took the command"
+    forked = process.communicate(timeout=120)
+    fresh = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert process.returncode == fresh.returncode == 2
+    assert forked[1].strip().splitlines()[-1] == fresh.stderr.strip().splitlines()[-1]
+    assert "unknown key 'train.nope'" in forked[1]
+
+
+def test_a_forked_command_has_its_own_process_group_and_dies_by_its_signal(tmp_path):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow"}
+    argv = [sys.executable, "-m", "dlkeras.train", "--recipe", "mlp_churn", "--out", str(tmp_path),
+            "--set", "train.epochs=500", "--set", "callbacks.early_stopping_patience=0"]
+    process = prestart.popen(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    assert isinstance(process, prestart.Forked)
+    try:
+        assert os.getpgid(process.pid) == process.pid != os.getpgid(0)
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "latest").exists():  # it started, in its own working folder
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+    assert process.wait(timeout=30) == -signal.SIGKILL
