@@ -389,5 +389,5 @@ def _run_child(request: dict, fds, sockets, wake_fds) -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
+    sys.path[0] = str(ROOT)  # not tests/: a fork's first entry becomes its working folder
     serve(sys.argv[1])
