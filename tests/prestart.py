@@ -42,8 +42,9 @@ TENSORFLOW_ALWAYS = ("dlkeras.export",)
 TENSORFLOW_DEFAULT = ("dlkeras.predict", "dlkeras.serve", "dlkeras.prune")
 # commands that take `--recipe` and start on the recipe's preferred backend (`select_backend`)
 RECIPE_COMMANDS = ("dlkeras.train", "dlkeras.tune", "dlkeras.check")
-# arguments whose runs start fresh: a `--workers 2` launch forked from the JAX server took
-# 160 s where a fresh one took 50 s (tests/test_workers.py, same machine)
+# arguments whose runs start fresh: with its launcher forked from the JAX server,
+# tests/test_workers.py's 2-process run took 160 s where it took 50 s with a fresh launcher
+# (two suite runs on one machine)
 FRESH_ARGUMENTS = ("--workers",)
 MESSAGE_BYTES = 1 << 20
 
@@ -234,8 +235,9 @@ POPEN_OPTIONS = {"env", "stdout", "stderr", "text", "cwd", "start_new_session"}
 
 def popen(argv, **options):
     """`subprocess.Popen(argv, **options)`; for `[sys.executable, "-m", MODULE, ...]` with only
-    POPEN_OPTIONS, a fork of a prestarted server when one takes it (always in its own
-    process group, as with start_new_session=True)."""
+    POPEN_OPTIONS, a fork of a prestarted server when one takes it (always in a process
+    group of its own, so that `os.killpg(process.pid, ...)` reaches it as with
+    start_new_session=True)."""
     argv = [str(a) for a in argv]
     if argv[:2] == [sys.executable, "-m"] and len(argv) > 2 and set(options) <= POPEN_OPTIONS:
         process = SERVERS.start(argv[2], argv[3:], dict(options.get("env") or os.environ),
