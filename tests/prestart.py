@@ -78,10 +78,12 @@ def backend_of(module: str, args, env: dict) -> str | None:
 
 class Forked:
     """A command running in a fork of a server, with the parts of `subprocess.Popen` the tests
-    use: pid, returncode, poll, wait, send_signal, kill, terminate and stdout (when PIPE)."""
+    use: pid, returncode, poll, wait, send_signal, kill, terminate, stdout and stderr (when
+    PIPE); stdin is always None (the fork reads /dev/null)."""
 
     def __init__(self, args, connection: socket.socket, pid: int, stdout=None, stderr=None):
         self.args, self.pid, self.stdout, self.stderr = args, pid, stdout, stderr
+        self.stdin = None
         self.returncode = None
         self._connection = connection
 

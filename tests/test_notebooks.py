@@ -3,9 +3,13 @@
 Each notebook is executed in a fresh Jupyter kernel of this interpreter (TensorFlow backend) with
 DLKERAS_NOTEBOOK_SMALL=1, which makes it train its recipe's SMOKE variant and export quickly.
 Runs and exports land in a temporary working folder, generated assets in a temporary cache.
+The kernel is a fork of the suite's prestarted TensorFlow interpreter (tests/prestart.py) when
+one takes it: the notebook's own imports then find TensorFlow and Keras loaded, as in a kernel
+that has run a cell before.
 """
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -36,9 +40,33 @@ def test_committed_without_outputs(path):
     )
 
 
+@pytest.fixture
+def forked_kernels(monkeypatch):
+    """Jupyter launches `python -m ipykernel_launcher ...` kernels as forks of a prestarted
+    interpreter (tests/prestart.py), or as it would when no server takes them; returns the
+    processes launched."""
+    import prestart
+    from jupyter_client.provisioning import local_provisioner
+
+    launched, launch = [], local_provisioner.launch_kernel
+
+    def fork_or_launch(cmd, **options):
+        process = None
+        if cmd[:2] == [sys.executable, "-m"]:
+            process = prestart.SERVERS.start(cmd[2], cmd[3:], dict(options.get("env") or os.environ),
+                                             options.get("cwd") or os.getcwd(),
+                                             options.get("stdout"), options.get("stderr"))
+        process = process or launch(cmd, **options)
+        launched.append(process)
+        return process
+
+    monkeypatch.setattr(local_provisioner, "launch_kernel", fork_or_launch)
+    return launched
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
-def test_notebook_runs(path, tmp_path, capsys):
+def test_notebook_runs(path, tmp_path, capsys, forked_kernels):
     from jupyter_client import KernelManager
     from jupyter_client.kernelspec import KernelSpecManager
     from nbclient import NotebookClient
@@ -60,11 +88,16 @@ def test_notebook_runs(path, tmp_path, capsys):
     client = NotebookClient(notebook, km=kernel, timeout=CELL_TIMEOUT_SECONDS,
                             resources={"metadata": {"path": str(work)}})
     started = time.perf_counter()
-    client.execute(env=env)
+    # cleanup_kc: shut the kernel down at the end (nbclient leaves alone a kernel it did not
+    # start, until this process exits)
+    client.execute(env=env, cleanup_kc=True)
     seconds = time.perf_counter() - started
     with capsys.disabled():
-        print(f"\n{path.name}: executed in {seconds:.1f} s (small mode)")
+        kind = type(forked_kernels[0]).__name__ if forked_kernels else "?"
+        print(f"\n{path.name}: executed in {seconds:.1f} s (small mode, kernel: {kind})")
 
+    assert forked_kernels and all(process.poll() is not None for process in forked_kernels), \
+        "the kernel outlived its notebook"
     assert (work / "runs").is_dir() and (work / "saved_models").is_dir()
     images = [output for cell in notebook.cells if cell.cell_type == "code"
               for output in cell.outputs if "image/png" in output.get("data", {})]
