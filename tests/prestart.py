@@ -5,13 +5,14 @@ libraries before it reads its first argument, and the suite starts about a hundr
 Here one server per backend (per pytest process) imports them once; each command then runs in
 a fork of it: its own process, with its own pid, process group, working folder, environment,
 arguments, stdin, stdout and stderr, exit status and signals, running the module's `__main__`
-code as `python -m` would. What a fork cannot show is what happens while those libraries load
+code as `python -m` would (or, for `python -c CODE` and `python SCRIPT.py`, the code or the
+script as `__main__`). What a fork cannot show is what happens while those libraries load
 (start-up notices, what a command imports): the tests of that (tests/test_quiet_start.py,
 tests/test_cli.py, the `-c` import checks) start fresh interpreters.
 
 A command goes to a server only when the backend a fresh interpreter would choose is known
-before it starts (`backend_of`); anything else, or any failure to reach a server, starts a fresh
-interpreter. DLKERAS_TEST_PRESTART=0 turns the servers off.
+before it starts (`backend_of`; for code and scripts, only from KERAS_BACKEND); anything else,
+or any failure to reach a server, starts a fresh interpreter. DLKERAS_TEST_PRESTART=0 turns the servers off.
 
 Forks share the server's hash seed and NumPy's global random state; the interpreter's own
 `random` reseeds in each fork.
@@ -74,6 +75,30 @@ def backend_of(module: str, args, env: dict) -> str | None:
     from dlkeras import config
 
     return config.load_recipe(name).backend or "tensorflow"
+
+
+def program_of(argv) -> tuple[dict, list[str]] | None:
+    """`[sys.executable, "-m", MODULE | "-c", CODE | SCRIPT, *args]` as ({"module": MODULE} |
+    {"code": CODE} | {"script": SCRIPT}, args); None for any other command line (another
+    interpreter, interpreter options)."""
+    argv = [str(a) for a in argv]
+    if len(argv) < 2 or argv[0] != sys.executable:
+        return None
+    if argv[1] in ("-m", "-c"):
+        return ({"module" if argv[1] == "-m" else "code": argv[2]}, argv[3:]) if len(argv) > 2 else None
+    if argv[1].endswith(".py") and not argv[1].startswith("-"):
+        return {"script": argv[1]}, argv[2:]
+    return None
+
+
+def program_backend(program: dict, args, env: dict) -> str | None:
+    """`backend_of` for a module; for code or a script, KERAS_BACKEND when it names a backend
+    (what they import is known only once they run)."""
+    if "module" in program:
+        return backend_of(program["module"], args, env)
+    if any(str(a) in FRESH_ARGUMENTS for a in args):
+        return None
+    return env.get("KERAS_BACKEND") if env.get("KERAS_BACKEND") in BACKENDS else None
 
 
 class Forked:
@@ -165,16 +190,16 @@ class Servers:
     def __init__(self):
         self._servers, self._lock = {}, threading.Lock()
 
-    def start(self, module: str, args, env: dict, cwd, stdout=None, stderr=None, text=False):
-        """`module` run in a fork with `args`, `env` and `cwd`; a `Forked`, or None when no
-        server takes it (the caller starts a fresh interpreter)."""
+    def start(self, program: dict, args, env: dict, cwd, stdout=None, stderr=None, text=False):
+        """`program` (`program_of`) run in a fork with `args`, `env` and `cwd`; a `Forked`, or
+        None when no server takes it (the caller starts a fresh interpreter)."""
         if os.environ.get(VARIABLE) == "0":
             return None
-        backend = backend_of(module, args, env)
+        backend = program_backend(program, args, env)
         address = backend and self._address(backend)
         if address is None:
             return None
-        request = json.dumps({"module": module, "args": [str(a) for a in args], "env": env,
+        request = json.dumps({**program, "args": [str(a) for a in args], "env": env,
                               "cwd": str(cwd)}).encode()
         ends, ours = [], {}
         with open(os.devnull, "rb") as null_in, open(os.devnull, "wb") as null_out:
@@ -206,7 +231,8 @@ class Servers:
             for fd in ends:
                 os.close(fd)
         streams = {name: os.fdopen(fd, "r" if text else "rb") for name, fd in ours.items()}
-        return Forked([module, *args], connection, pid, streams.get("stdout"), streams.get("stderr"))
+        name = next(iter(program.values()))
+        return Forked([name, *args], connection, pid, streams.get("stdout"), streams.get("stderr"))
 
     def _address(self, backend: str) -> str | None:
         with self._lock:
@@ -235,16 +261,22 @@ SERVERS = Servers()
 POPEN_OPTIONS = {"env", "stdout", "stderr", "text", "cwd", "start_new_session"}
 
 
+def fork(argv, env=None, cwd=None, stdout=None, stderr=None, text=False) -> Forked | None:
+    """`argv` (see `program_of`) in a fork of a prestarted server, always in a process group of
+    its own (so that `os.killpg(process.pid, ...)` reaches it as with start_new_session=True);
+    None when no server takes it."""
+    parsed = program_of(argv)
+    if parsed is None:
+        return None
+    return SERVERS.start(*parsed, dict(env or os.environ), cwd or os.getcwd(), stdout, stderr, text)
+
+
 def popen(argv, **options):
-    """`subprocess.Popen(argv, **options)`; for `[sys.executable, "-m", MODULE, ...]` with only
-    POPEN_OPTIONS, a fork of a prestarted server when one takes it (always in a process
-    group of its own, so that `os.killpg(process.pid, ...)` reaches it as with
-    start_new_session=True)."""
+    """`subprocess.Popen(argv, **options)`; with only POPEN_OPTIONS, `fork` when a server takes
+    the command."""
     argv = [str(a) for a in argv]
-    if argv[:2] == [sys.executable, "-m"] and len(argv) > 2 and set(options) <= POPEN_OPTIONS:
-        process = SERVERS.start(argv[2], argv[3:], dict(options.get("env") or os.environ),
-                                options.get("cwd") or os.getcwd(), options.get("stdout"),
-                                options.get("stderr"), options.get("text", False))
+    if set(options) <= POPEN_OPTIONS:
+        process = fork(argv, **{k: v for k, v in options.items() if k != "start_new_session"})
         if process is not None:
             return process
     return subprocess.Popen(argv, **options)
@@ -348,8 +380,8 @@ def _reap(children: dict) -> None:
 
 
 def _run_child(request: dict, fds, sockets, wake_fds) -> None:
-    """In the fork: becomes `python -m MODULE ARGS` in its own process group; never returns."""
-    import runpy
+    """In the fork: becomes `python -m MODULE ARGS` (`-c CODE ARGS`, `SCRIPT ARGS`) in its own
+    process group; never returns."""
     import traceback
 
     status = 1
@@ -367,11 +399,8 @@ def _run_child(request: dict, fds, sockets, wake_fds) -> None:
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
-        sys.argv = [request["module"], *request["args"]]
-        sys.path[0] = request["cwd"]  # as `python -m` puts the working folder first
-        sys.modules.pop(request["module"], None)  # it runs as __main__, not as a module
         try:
-            runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
+            _run_program(request)
             status = 0
         except SystemExit as exit_:
             code = exit_.code
@@ -390,6 +419,35 @@ def _run_child(request: dict, fds, sockets, wake_fds) -> None:
                 pass
     finally:
         os._exit(status)
+
+
+def _run_program(request: dict) -> None:
+    """Runs the request's module, code or script as `__main__`, with the interpreter's sys.argv
+    and first sys.path entry for it."""
+    import runpy
+    import types
+
+    args = request["args"]
+    if "module" in request:
+        sys.argv = [request["module"], *args]
+        sys.path[0] = request["cwd"]  # as `python -m` puts the working folder first
+        sys.modules.pop(request["module"], None)  # it runs as __main__, not as a module
+        runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
+    elif "code" in request:
+        sys.argv = ["-c", *args]
+        sys.path[0] = ""  # as `python -c` does: the working folder
+        main = types.ModuleType("__main__")
+        sys.modules["__main__"] = main
+        exec(compile(request["code"], "<string>", "exec"), main.__dict__)
+    else:  # as `python SCRIPT` does: argv[0] as given, __file__ and sys.path[0] absolute
+        path = os.path.abspath(request["script"])  # from the working folder, already entered
+        sys.argv = [request["script"], *args]
+        sys.path[0] = os.path.dirname(path)
+        main = types.ModuleType("__main__")
+        main.__file__ = path
+        sys.modules["__main__"] = main
+        with open(path, "rb") as source:
+            exec(compile(source.read(), path, "exec"), main.__dict__)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ that has run a cell before.
 """
 
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -51,12 +50,8 @@ def forked_kernels(monkeypatch):
     launched, launch = [], local_provisioner.launch_kernel
 
     def fork_or_launch(cmd, **options):
-        process = None
-        if cmd[:2] == [sys.executable, "-m"]:
-            process = prestart.SERVERS.start(cmd[2], cmd[3:], dict(options.get("env") or os.environ),
-                                             options.get("cwd") or os.getcwd(),
-                                             options.get("stdout"), options.get("stderr"))
-        process = process or launch(cmd, **options)
+        process = prestart.fork(cmd, options.get("env"), options.get("cwd"), options.get("stdout"),
+                                options.get("stderr")) or launch(cmd, **options)
         launched.append(process)
         return process
 

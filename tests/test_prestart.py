@@ -58,3 +58,35 @@ def test_a_forked_command_has_its_own_process_group_and_dies_by_its_signal(tmp_p
     finally:
         os.killpg(process.pid, signal.SIGKILL)
     assert process.wait(timeout=30) == -signal.SIGKILL
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["-m", "dlkeras.train", "--recipe", "x"], ({"module": "dlkeras.train"}, ["--recipe", "x"])),
+    (["-c", "print(1)", "a"], ({"code": "print(1)"}, ["a"])),
+    (["tests/script.py", "a"], ({"script": "tests/script.py"}, ["a"])),
+    (["-m"], None),
+    (["-X", "importtime", "-m", "dlkeras.train"], None),  # interpreter options: fresh
+])
+def test_program_of_reads_the_interpreter_command_line(argv, expected):
+    assert prestart.program_of([sys.executable, *argv]) == expected
+    assert prestart.program_of(["python3", *argv]) is None  # another interpreter
+
+
+# what a program sees of how it was started: its name, arguments, first path entry and folder
+SHOW = "import os, sys; print(__name__, sys.argv, repr(sys.path[0]), os.getcwd()); sys.exit(3)"
+
+
+def test_code_and_scripts_run_in_a_fork_as_in_a_fresh_interpreter(tmp_path):
+    script = tmp_path / "show.py"
+    script.write_text(SHOW + "\n")
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+    for argv in ([sys.executable, "-c", SHOW, "one", "two"], [sys.executable, "show.py", "one"]):
+        process = prestart.popen(argv, env=env, cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+        assert isinstance(process, prestart.Forked), "no server took the command"
+        forked, _ = process.communicate(timeout=120)
+        fresh = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True,
+                               timeout=120)
+        assert process.returncode == fresh.returncode == 3
+        assert forked == fresh.stdout and forked.startswith("__main__ [")
+    no_backend = {k: v for k, v in env.items() if k != "KERAS_BACKEND"}  # known once it runs
+    assert prestart.fork([sys.executable, "-c", SHOW], env=no_backend, cwd=tmp_path) is None

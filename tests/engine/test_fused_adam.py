@@ -8,7 +8,6 @@ as JSON.
 
 import json
 import os
-import subprocess
 import sys
 
 import keras
@@ -132,9 +131,11 @@ def test_discriminative_adamw_scales_the_backbone_step_in_the_fused_update():
 
 
 def test_fused_update_matches_keras_update_on_torch_in_one_call_per_rate():
+    import prestart  # tests/, not on the path when this file runs as a script
+
     env = {**os.environ, "KERAS_BACKEND": "torch", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run([sys.executable, __file__], env=env, capture_output=True, text=True,
-                            timeout=300)
+    result = prestart.run([sys.executable, __file__], env=env, capture_output=True, text=True,
+                          timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     found = json.loads(result.stdout.strip().splitlines()[-1])
     assert found["backend"] == "torch"

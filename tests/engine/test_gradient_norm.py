@@ -8,7 +8,6 @@ import glob
 import json
 import math
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -86,10 +85,12 @@ def fit_tiny_models(mode: str = "none") -> dict:
 
 
 def fit_in_subprocess(backend: str, mode: str = "none", devices: int = 0) -> dict:
+    import prestart  # tests/, not on the path when this file runs as a script
+
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3",
            "DLKERAS_CPU_DEVICES": str(devices)}
-    result = subprocess.run([sys.executable, __file__, mode], env=env, capture_output=True,
-                            text=True, timeout=300)
+    result = prestart.run([sys.executable, __file__, mode], env=env, capture_output=True,
+                          text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     found = json.loads(result.stdout.strip().splitlines()[-1])
     assert found["backend"] == backend

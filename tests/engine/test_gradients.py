@@ -2,10 +2,10 @@
 
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
+import prestart
 import pytest
 
 SCRIPT = """
@@ -30,8 +30,8 @@ print(json.dumps({"loss": loss, "grads": [g.tolist() for g in grads], "unchanged
 
 def gradients_on(backend: str) -> dict:
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True,
-                            text=True, timeout=300, check=True)
+    result = prestart.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True,
+                          text=True, timeout=300, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 

@@ -3,11 +3,11 @@ the augmented pipeline and Grad-CAM under JAX and PyTorch."""
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import prestart
 import pytest
 
 from dlkeras import config
@@ -85,8 +85,8 @@ print("ok", keras.backend.backend())
 def test_augmented_pipeline_and_grad_cam_under_other_backends(backend, tmp_path):
     """Augmentation must stay in tf.data and Grad-CAM must use the backend's own autodiff."""
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run([sys.executable, "-c", OTHER_BACKEND, str(tmp_path)], env=env,
-                            cwd=Path(__file__).resolve().parents[2], capture_output=True,
-                            text=True, timeout=300)
+    result = prestart.run([sys.executable, "-c", OTHER_BACKEND, str(tmp_path)], env=env,
+                          cwd=Path(__file__).resolve().parents[2], capture_output=True,
+                          text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().endswith(f"ok {backend}")
