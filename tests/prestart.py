@@ -12,7 +12,8 @@ tests/test_cli.py, the `-c` import checks) start fresh interpreters.
 
 A command goes to a server only when the backend a fresh interpreter would choose is known
 before it starts (`backend_of`; for code and scripts, only from KERAS_BACKEND); anything else,
-or any failure to reach a server, starts a fresh interpreter. DLKERAS_TEST_PRESTART=0 turns the servers off.
+or any failure to reach a server, starts a fresh interpreter. DLKERAS_TEST_PRESTART=0 turns the
+servers off.
 
 Forks share the server's hash seed and NumPy's global random state; the interpreter's own
 `random` reseeds in each fork.
