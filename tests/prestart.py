@@ -44,9 +44,12 @@ TENSORFLOW_ALWAYS = ("dlkeras.export",)
 TENSORFLOW_DEFAULT = ("dlkeras.predict", "dlkeras.serve", "dlkeras.prune")
 # commands that take `--recipe` and start on the recipe's preferred backend (`select_backend`)
 RECIPE_COMMANDS = ("dlkeras.train", "dlkeras.tune", "dlkeras.check")
-# arguments whose runs start fresh: with its launcher forked from the JAX server,
-# tests/test_workers.py's 2-process run took 160 s where it took 50 s with a fresh launcher
-# (two suite runs on one machine)
+# arguments whose runs start fresh. A `--workers` launcher imports no backend (its workers are
+# fresh interpreters either way), so a fork saves it nothing, and starting a server for one
+# costs seconds: tests/test_workers.py took 157 s with its launchers forked against 137 s fresh
+# (one run each, one after the other; the refusals on TensorFlow and PyTorch 8.6 s and 6.7 s
+# against 0.25 s). Two earlier suite runs, with a first version of the forks, had the 2-process
+# run at 160 s against 50 s.
 FRESH_ARGUMENTS = ("--workers",)
 MESSAGE_BYTES = 1 << 20
 
