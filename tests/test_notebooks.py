@@ -1,11 +1,12 @@
 """The notebooks in notebooks/: committed without outputs, and each runs top to bottom.
 
-Each notebook is executed in a fresh Jupyter kernel of this interpreter (TensorFlow backend) with
-DLKERAS_NOTEBOOK_SMALL=1, which makes it train its recipe's SMOKE variant and export quickly.
-Runs and exports land in a temporary working folder, generated assets in a temporary cache.
-The kernel is a fork of the suite's prestarted TensorFlow interpreter (tests/prestart.py) when
-one takes it: the notebook's own imports then find TensorFlow and Keras loaded, as in a kernel
-that has run a cell before.
+Each notebook is executed in a Jupyter kernel of its own on this interpreter (TensorFlow backend)
+with DLKERAS_NOTEBOOK_SMALL=1, which makes it train its recipe's SMOKE variant and export
+quickly. Runs and exports land in a temporary working folder, generated assets in a temporary
+cache. The kernel is a fork of the suite's prestarted TensorFlow interpreter (tests/prestart.py)
+when one takes it, else a fresh interpreter: in a fork the notebook's own imports find
+TensorFlow and Keras loaded, as in a kernel that has run a cell before. The kernel is shut down
+when its notebook ends.
 """
 
 import os
@@ -50,7 +51,10 @@ def forked_kernels(monkeypatch):
     launched, launch = [], local_provisioner.launch_kernel
 
     def fork_or_launch(cmd, **options):
-        process = prestart.fork(cmd, options.get("env"), options.get("cwd"), options.get("stdout"),
+        # JPY_PARENT_PID, as Jupyter's launcher sets it: a kernel whose parent (the server) is
+        # gone exits (ipykernel's parent poller), so none outlives this process
+        env = {**(options.get("env") or os.environ), "JPY_PARENT_PID": str(os.getpid())}
+        process = prestart.fork(cmd, env, options.get("cwd"), options.get("stdout"),
                                 options.get("stderr")) or launch(cmd, **options)
         launched.append(process)
         return process
