@@ -292,3 +292,13 @@ def test_fastest_format_explains_what_is_missing(tmp_path):
     (tmp_path / "export_report.json").write_text("{not json")
     with pytest.raises(DataError, match="is damaged"):
         fastest_format(tmp_path)
+
+
+def test_weights_are_unsigned_only_on_x86_without_vnni():
+    from dlkeras.export.onnx_int8 import weight_type
+
+    assert weight_type({"avx2", "fma", "avx512f", "avx512_vnni"}) == ("int8", "")
+    assert weight_type({"avx2", "fma", "avx_vnni"}) == ("int8", "")
+    assert weight_type({"fp", "asimd"}) == ("int8", "")  # not x86
+    kind, why = weight_type({"avx2", "fma", "avx512f"})
+    assert kind == "uint8" and "no VNNI" in why
