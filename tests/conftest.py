@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support import LONGEST_GROUPS, SmokeRuns, recording, run_cli, xdist_group
+from support import FAMILIES, LONGEST_GROUPS, SmokeRuns, recording, run_cli, xdist_group
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -35,6 +35,23 @@ def smoke_run(tmp_path_factory):
     """recipe name -> the folder of its tiny finished run (support.SmokeRuns), trained once per
     session; its users are one xdist group (support.SMOKE_RUN_USERS)."""
     return SmokeRuns(tmp_path_factory.mktemp("smoke-runs"))
+
+
+@pytest.fixture(scope="session")
+def trained(smoke_run):
+    """recipe -> the folder of its smoke run, for one recipe of each family."""
+    return {name: smoke_run(name) for name in FAMILIES}
+
+
+@pytest.fixture(scope="session")
+def exported(trained, tmp_path_factory):
+    """recipe -> the export report of its smoke run in every format of its recipe (the export
+    tests check it; the serving tests serve its ONNX artifacts)."""
+    from dlkeras import export
+
+    out = tmp_path_factory.mktemp("saved_models")
+    return {name: export.export_run(run, None, out, parity_limit=48, latency_seconds=0.02)
+            for name, run in trained.items()}
 
 
 @pytest.fixture

@@ -15,8 +15,9 @@ TESTS = ROOT / "tests"
 SMOKE_RUNS = "smoke runs"
 LONGEST_GROUPS = (SMOKE_RUNS, "tests/test_workers.py", "tests/test_notebooks.py",
                   "tests/test_resume_exact.py", "tests/test_bert_tickets.py")
-# The test files and folders that read the session's smoke runs (the `smoke_run` fixture in
-# conftest.py): one group, so that each recipe trains once per session, not once per worker.
+# The test files and folders that read the session's smoke runs (the `smoke_run`, `trained` and
+# `exported` fixtures in conftest.py): one group, so that each recipe trains and exports once per
+# session, not once per worker.
 SMOKE_RUN_USERS = ("tests/export", "tests/serving", "tests/test_train.py")
 
 
@@ -33,13 +34,15 @@ def run_cli(args, env=None, timeout=600, module="dlkeras.train", **kwargs):
 
 
 def xdist_group(path: Path) -> str:
-    """The xdist group of the test file at `path`: a folder with its own conftest.py (session
-    fixtures: trained and exported models) is one group; any other test file is one (module
-    fixtures)."""
+    """The xdist group of the test file at `path`: the files and folders of `SMOKE_RUN_USERS`
+    are one group; a folder with its own conftest.py (session fixtures) is one; any other test
+    file is one (module fixtures)."""
     path = Path(path).resolve()
+    relative = path.relative_to(ROOT).as_posix()
+    if any(relative == user or relative.startswith(f"{user}/") for user in SMOKE_RUN_USERS):
+        return SMOKE_RUNS
     shared = path.parent != TESTS and (path.parent / "conftest.py").exists()
-    group = (path.parent if shared else path).relative_to(ROOT).as_posix()
-    return SMOKE_RUNS if group in SMOKE_RUN_USERS else group
+    return (path.parent if shared else path).relative_to(ROOT).as_posix()
 
 
 class SmokeRuns:

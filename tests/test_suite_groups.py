@@ -20,7 +20,7 @@ def test_session_fixtures_live_only_where_their_tests_share_a_worker():
     for conftest in TESTS.rglob("conftest.py"):
         if "scope=\"session\"" not in conftest.read_text():
             continue
-        if conftest.parent == TESTS:  # the top conftest's session fixtures are cheap (a temp folder)
+        if conftest.parent == TESTS:  # its costly session fixtures: see the smoke-runs test below
             continue
         folder = conftest.parent.relative_to(ROOT).as_posix()
         groups = {xdist_group(sibling) for sibling in conftest.parent.glob("test_*.py")}
@@ -31,12 +31,14 @@ def test_session_fixtures_live_only_where_their_tests_share_a_worker():
 
 
 def test_every_reader_of_the_smoke_runs_shares_their_group():
-    """`smoke_run` trains each recipe once per worker that asks: its readers share one worker."""
+    """`smoke_run`, `trained` and `exported` train and export each recipe once per worker that
+    asks: the functions that take them share one worker."""
     import re
 
+    takes = re.compile(r"def \w+\([^)]*\b(smoke_run|trained|exported)\b")
     readers = [path for path in TESTS.rglob("*.py")
                if path.parent != TESTS or path.name.startswith("test_")
-               if re.search(r"\bsmoke_run\b", path.read_text()) and path.name != "test_suite_groups.py"]
+               if takes.search(path.read_text()) and path.name != "test_suite_groups.py"]
     assert readers, "no test reads the smoke runs: drop the group"
     for path in readers:
         assert xdist_group(path) == SMOKE_RUNS, \
