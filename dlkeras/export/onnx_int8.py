@@ -1,15 +1,15 @@
 """int8 ONNX: onnxruntime's dynamic quantization of the float model.onnx.
 
 Weights of dense layers (`MIN_WEIGHTS` or more) are stored as int8, one scale per output channel;
-activations are quantized to uint8 per tensor at run time, so no calibration data is needed. On an
-x86 CPU without VNNI (`weight_type`) the weights are stored as uint8 instead: there onnxruntime's
-uint8 x int8 kernel adds products in pairs in saturating 16-bit sums, which clip; on a 2-core AMD
-EPYC with AVX2 only, the tiny encoder of tests/export/test_onnx_int8.py answered 23% off (of its
-largest output) with int8 weights, 2.3% with 7-bit int8 weights (reduce_range), 1.9% with
-uint8. Before quantizing, onnxruntime's basic graph optimizations run offline (constant folding turns every
-dense weight into a constant), Gemm nodes become MatMul (`onnx_graph.dense_as_matmul`: the
-quantizer leaves Gemm in float) and dense layers lose their reshape chains
-(`onnx_reshapes.flatten_matmuls`); then layer normalizations and GELUs are fused (`onnx_graph`)
+activations are quantized to uint8 per tensor at run time, so no calibration data is needed.
+On an x86 CPU without VNNI (`weight_type`) the weights are stored as uint8 instead: there
+onnxruntime's uint8 x int8 kernel adds products in pairs in saturating 16-bit sums, which clip;
+on a 2-core AMD EPYC with AVX2 only, the tiny encoder of tests/export/test_onnx_int8.py answered
+up to 23% of its largest output off with int8 weights, 2.3% with 7-bit int8 weights
+(reduce_range), 1.9% with uint8. Before quantizing, onnxruntime's basic graph optimizations run
+offline (constant folding turns every dense weight into a constant), Gemm nodes become MatMul
+(`onnx_graph.dense_as_matmul`: the quantizer leaves Gemm in float) and dense layers lose their
+reshape chains (`onnx_reshapes.flatten_matmuls`); then layer normalizations and GELUs are fused (`onnx_graph`)
 and each self-attention becomes one MultiHeadAttention node (`onnx_attention`, kept only when the
 graph's outputs on a few training inputs agree), which onnxruntime cannot do on the graph tf2onnx
 writes.
@@ -88,9 +88,9 @@ def weight_type(flags: set[str] | None = None) -> tuple[str, str]:
     flags = cpu_flags() if flags is None else flags
     if "avx2" not in flags or set(VNNI_FLAGS) & flags:
         return "int8", ""
-    return "uint8", ("; uint8, not int8: this CPU has no VNNI, and int8 weights would clip in its "
-                     "16-bit sums (an artifact with int8 weights exported on a VNNI CPU loses "
-                     "accuracy on such a CPU)")
+    return "uint8", (" (not int8: this CPU has no VNNI, and int8 weights would clip in its 16-bit "
+                     "sums; an artifact with int8 weights exported on a VNNI CPU loses accuracy on "
+                     "such a CPU)")
 
 
 def small_matmuls(model) -> list[str]:
