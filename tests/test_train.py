@@ -47,6 +47,11 @@ def test_recipe_smoke_run(name, smoke_run):
         assert losses[-1] < losses[0]
     built = smoke_run.built(name)  # the last stage trained every weight it left trainable
     model = built["model"]
+    if "kept_stage" in metrics:  # model.keras holds the weights of the stage kept, exactly
+        model.load_weights(run_dir.model_file)
+        final = [np.copy(weight) for weight in model.weights]
+        model.load_weights(run_dir.stage_weights(metrics["kept_stage"]))
+        assert all(np.array_equal(a, np.asarray(b)) for a, b in zip(final, model.weights, strict=True))
     model.load_weights(run_dir.stage_weights(config.stage_plan(recipe.train)[-1].name))
     for weight in model.trainable_weights:
         assert not np.array_equal(built["initial"][weight.path], np.asarray(weight)), weight.path

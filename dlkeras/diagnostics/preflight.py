@@ -78,7 +78,7 @@ class _Session:
 
         self.model.set_weights(self.initial)
         stages.set_trainable(self.model, stage.trainable)
-        stages.compile_stage(self.model, recipe or self.recipe, stage, steps)
+        stages.compile_stage(self.model, recipe or self.recipe, stage, steps, self.datasets.train)
         return self.model
 
 

@@ -111,3 +111,26 @@ def accelerator_present() -> bool:
     import tensorflow as tf
 
     return bool(tf.config.list_physical_devices("GPU"))
+
+
+def build_training_state(model, train_data) -> bool:
+    """Creates the optimizer's and the compiled metrics' variables of a compiled `model` before
+    `fit` traces its training step; returns whether it did.
+
+    With no tf.distribute strategy, Keras' TensorFlow trainer (3.15) leaves them to the first
+    trace of the step, and a `tf.function` that creates variables is traced a second time
+    without them: every stage paid for two traces of its step. Built here from the training
+    data's element spec (no batch is read), the step is traced once. JAX and torch build them
+    before fitting already, as Keras does under a strategy.
+    """
+    import keras
+
+    build = getattr(model, "_symbolic_build", None)  # Keras' own build, as `fit` runs it
+    spec = getattr(train_data, "element_spec", None)
+    if (keras.backend.backend() != "tensorflow" or build is None or spec is None
+            or getattr(model, "_distribute_strategy", None) is not None):
+        return False
+    batch = keras.tree.map_structure(
+        lambda item: keras.KerasTensor(item.shape, item.dtype.name), spec)
+    build(data_batch=batch)
+    return True

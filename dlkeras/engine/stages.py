@@ -54,7 +54,8 @@ def set_trainable(model, trainable: str) -> int:
 
 def train_stages(model, recipe: config.Recipe, datasets, run_dir: RunDir,
                  features=None, clock=None) -> dict[str, float]:
-    """Runs each stage of the recipe; returns seconds per stage trained in this call.
+    """Runs each stage of the recipe; returns seconds per stage trained in this call. The model
+    is left with the last stage's weights, as saved in the run.
 
     Args:
         features: backbone features computed once for the run (`feature_cache.Features`).
@@ -130,7 +131,7 @@ def plan_stage(prepared, recipe: config.Recipe, stage, run_dir: RunDir, clock,
     if clock.limited and not cached:
         whole_stage = int(train_data.cardinality()) * stage.epochs
         step_seconds = budget.time_steps(
-            fit_model, train_data, lambda: compile_stage(fit_model, recipe, stage, whole_stage),
+            fit_model, train_data, lambda: compile_stage(fit_model, recipe, stage, whole_stage, train_data),
             class_weight=class_weight,
         )
     allowed = clock.seconds_left() * share
@@ -161,6 +162,9 @@ def keep_best_stage(model, recipe: config.Recipe, datasets, run_dir: RunDir,
     the later one wins. Only validation data is read. Weights whose backbone is still the
     pretrained one (candidates, head-only stages) are scored on the cached `features`.
 
+    `model` holds the last stage's weights, as `train_stages` leaves it: they are scored as
+    they are, and the other weights are loaded one by one (the kept ones last, if need be).
+
     Returns:
         {"kept_stage": name, "stage_validation": {name: metrics}}, or {} with one candidate
         or `train.keep_stage="last"`.
@@ -181,19 +185,23 @@ def keep_best_stage(model, recipe: config.Recipe, datasets, run_dir: RunDir,
         pretrained_backbone.add(stage.name)
     task = tasks.get(recipe.task)
     truth = np.asarray(datasets.splits["val"].y)
-    scores = {}
-    for name in names:
-        load_stage_weights(model, run_dir.stage_weights(name))
+    scores, loaded = {}, names[-1]  # the model holds the last stage's weights already
+    for name in [loaded, *names[:-1]]:
+        if name != loaded:
+            load_stage_weights(model, run_dir.stage_weights(name))
+            loaded = name
         if features is not None and name in pretrained_backbone:
             outputs = model.get_layer(HEAD).predict(features.x["val"], verbose=0)
         else:
             outputs = model.predict(datasets.val, verbose=0)
         scores[name] = task.parity_metrics(np.asarray(outputs, dtype=np.float64), truth)
+    scores = {name: scores[name] for name in names}
     kept = names[0]
     for name in names[1:]:
         if task.selection(scores[name]) >= task.selection(scores[kept]):
             kept = name
-    load_stage_weights(model, run_dir.stage_weights(kept))
+    if kept != loaded:
+        load_stage_weights(model, run_dir.stage_weights(kept))
     shown = "; ".join(f"{name}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
                       for name, metrics in scores.items())
     print(f"validation by stage: {shown}; keeping the weights of stage {kept!r}")
@@ -230,10 +238,16 @@ def prepare_stage(model, recipe: config.Recipe, datasets, stage, features=None) 
     return PreparedStage(model, datasets.train, datasets.val)
 
 
-def compile_stage(fit_model, recipe: config.Recipe, stage, steps: int) -> None:
-    """Compiles with the stage's optimizer (its schedule `steps` long), the loss and metrics."""
+def compile_stage(fit_model, recipe: config.Recipe, stage, steps: int, train_data=None) -> None:
+    """Compiles with the stage's optimizer (its schedule `steps` long), the loss and metrics.
+
+    Args:
+        train_data: the dataset the stage fits; given, the optimizer's and metrics' variables
+            are built from its element spec now, so the training step is traced once
+            (`backend.build_training_state`).
+    """
     from dlkeras import tasks
-    from dlkeras.engine import optimizers
+    from dlkeras.engine import backend, optimizers
 
     task = tasks.get(recipe.task)
     fit_model.compile(
@@ -242,6 +256,8 @@ def compile_stage(fit_model, recipe: config.Recipe, stage, steps: int) -> None:
         loss=task.build_loss(recipe),
         metrics=task.build_metrics(),
     )
+    if train_data is not None:
+        backend.build_training_state(fit_model, train_data)
 
 
 def fit_stage(model, recipe: config.Recipe, datasets, stage, stage_callbacks, features=None,
@@ -278,7 +294,7 @@ def fit_stage(model, recipe: config.Recipe, datasets, stage, stage_callbacks, fe
     with distribution.fitting(fit_model):
         if not compiled:
             compile_stage(fit_model, recipe, stage,
-                          (steps_per_epoch or int(train_data.cardinality())) * epochs)
+                          (steps_per_epoch or int(train_data.cardinality())) * epochs, train_data)
         return fit_model.fit(distribution.fit_batches(train_data),
                              validation_data=distribution.fit_batches(val_data),
                              callbacks=stage_callbacks, **options)

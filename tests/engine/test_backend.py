@@ -1,4 +1,5 @@
-"""engine.backend: JAX's compiled programs kept on disk between runs."""
+"""engine.backend: JAX's compiled programs kept on disk between runs; a training step traced
+once on TensorFlow."""
 
 import os
 
@@ -28,3 +29,26 @@ def test_the_users_own_cache_folder_wins_and_zero_turns_it_off(tmp_path, monkeyp
     monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR")
     assert backend.cache_jax_compilations("jax") is None
     assert "JAX_COMPILATION_CACHE_DIR" not in os.environ
+
+
+def test_each_stage_traces_its_training_step_once_on_tensorflow(tmp_path, monkeypatch):
+    """Keras (3.15, TensorFlow, no strategy) creates the optimizer's and metrics' variables in
+    the first trace of the step and then traces it again; built beforehand, it is traced once."""
+    from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
+
+    from dlkeras import config
+    from dlkeras.engine.run import train_recipe
+    from dlkeras.runs import read_history
+
+    traced, original = [], TensorFlowTrainer.train_step
+    monkeypatch.setattr(TensorFlowTrainer, "train_step",
+                        lambda self, data: traced.append(self.name) or original(self, data))
+    module = config.load_recipe_module("cnn_digits")
+    recipe = config.apply_overrides(module.RECIPE, [
+        *module.SMOKE, "train.epochs=2", "callbacks.tensorboard=false", "evaluate.plots=false",
+        "train.stages=[{'name': 'head', 'trainable': 'head'}, {'name': 'all'}]",
+    ])
+    run_dir, _ = train_recipe(recipe, tmp_path)
+    history = read_history(run_dir.history_csv)
+    assert [row["stage"] for row in history] == ["head", "head", "all", "all"]
+    assert len(traced) == 2 and len(set(traced)) == 1, traced  # one trace per stage's compile

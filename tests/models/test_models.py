@@ -98,9 +98,13 @@ def test_gradients_reach_every_trainable_weight(name):
 @pytest.mark.parametrize("name", sorted(TINY))
 def test_overfits_one_small_batch(name):
     import keras
+    import tensorflow as tf
+
+    from dlkeras.engine.backend import build_training_state
 
     model, x, y = tiny(name)
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=loss_name(name))
+    build_training_state(model, tf.data.Dataset.from_tensors((x, y)))  # one trace of the step
     first = model.evaluate(x, y, verbose=0)
     # up to 150 steps on the same batch, in epochs of 30 copies of it, until the loss is low
     def tile(array):
