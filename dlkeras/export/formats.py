@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dlkeras.errors import ConfigError
@@ -32,6 +32,8 @@ class Conversion:
         source: the artifact of `Format.converts_from`, already written; None without one.
         calibration: builds representative training inputs (int8 calibration) when called.
         raw_signature: builds the data kind's `data.raw_graph.RawSignature` when called.
+        shared: what the conversions of one export share (a dict each converter keys its own
+            entries in, e.g. the TFLite converter loaded from the SavedModel once).
     """
 
     model: object
@@ -39,6 +41,7 @@ class Conversion:
     source: Path | None
     calibration: Callable[[], Callable]
     raw_signature: Callable[[], object]
+    shared: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -90,12 +90,13 @@ def _export_into(folder: Path, run_dir: RunDir, recipe, model, chosen: list[str]
         shutil.copy2(run_dir.model_file, folder / KERAS.file_name)
         datasets = data.build(recipe.data, recipe.train.seed, preset=recipe.model.preset)
         batches = parity.test_batches(datasets, preprocessing, folder, batch_size=32, limit=parity_limit)
-    artifacts, seconds = {}, {}
+    artifacts, seconds, shared = {}, {}, {}
     raw_signature = functools.cache(lambda: raw_graph.build_raw_signature(preprocessing, folder))
     for name in chosen:
         started = time.perf_counter()
         with progress.step(f"convert {name}"):
-            artifacts[name] = convert(name, model, folder, datasets, preprocessing, raw_signature)
+            artifacts[name] = convert(name, model, folder, datasets, preprocessing, raw_signature,
+                                      shared)
         seconds[name] = round(time.perf_counter() - started, 2)
     with progress.step("gate: keras reference"):
         reference = parity.run(lambda x: model.predict_on_batch(x), batches, "parity check: keras")
@@ -169,8 +170,12 @@ def gate_raw_signature(name: str, path: Path, check: dict, signature, datasets, 
             "max_abs_difference": max(check["max_abs_difference"], raw["max_abs_difference"])}
 
 
-def convert(name: str, model, folder: Path, datasets, preprocessing: dict, raw_signature) -> dict:
+def convert(name: str, model, folder: Path, datasets, preprocessing: dict, raw_signature,
+            shared: dict | None = None) -> dict:
     """Writes format `name` into `folder` with its converter; returns its report details.
+
+    Args:
+        shared: a dict the conversions of one export share (`formats.Conversion.shared`).
 
     Raises:
         RunError: the converter failed (the message names the format and the cause).
@@ -182,6 +187,7 @@ def convert(name: str, model, folder: Path, datasets, preprocessing: dict, raw_s
         source=folder / FORMATS[entry.converts_from].file_name if entry.converts_from else None,
         calibration=lambda: representative(datasets, preprocessing, folder),
         raw_signature=raw_signature,
+        shared={} if shared is None else shared,
     )
     try:
         return entry.converter(job)

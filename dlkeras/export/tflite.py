@@ -19,8 +19,26 @@ import os
 from pathlib import Path
 
 
+def _from_saved_model(saved_model: Path, shared: dict | None):
+    """The converter of the SavedModel's `model_inputs` signature. Creating one loads the
+    SavedModel (seconds for EfficientNet-Lite0), so the conversions of one export share it
+    through `shared`; each conversion sets every option it uses (the bytes are those of a new
+    converter's)."""
+    import tensorflow as tf
+
+    from dlkeras.export.saved_model import MODEL_INPUTS
+
+    key = ("tflite converter", str(saved_model))
+    if shared is not None and key in shared:
+        return shared[key]
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=[MODEL_INPUTS])
+    if shared is not None:
+        shared[key] = converter
+    return converter
+
+
 def _converter(saved_model: Path, model, static_batch: bool, mode: str, representative,
-               integer_only: bool):
+               integer_only: bool, shared: dict | None = None):
     import tensorflow as tf
 
     if static_batch:
@@ -33,23 +51,19 @@ def _converter(saved_model: Path, model, static_batch: bool, mode: str, represen
         frozen = convert_variables_to_constants_v2(function)  # weights as constants, not resources
         converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
     else:
-        from dlkeras.export.saved_model import MODEL_INPUTS
-
-        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model),
-                                                             signature_keys=[MODEL_INPUTS])
-    if mode in ("dynamic", "int8"):
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if mode == "int8":
-        converter.representative_dataset = representative
-        if integer_only:
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter = _from_saved_model(saved_model, shared)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT] if mode in ("dynamic", "int8") else []
+    converter.representative_dataset = representative if mode == "int8" else None
+    integer = mode == "int8" and integer_only
+    converter.target_spec.supported_ops = {tf.lite.OpsSet.TFLITE_BUILTINS_INT8 if integer
+                                           else tf.lite.OpsSet.TFLITE_BUILTINS}
     return converter
 
 
-def _convert(saved_model, model, mode, representative, integer_only) -> tuple[bytes, bool]:
+def _convert(saved_model, model, mode, representative, integer_only, shared=None) -> tuple[bytes, bool]:
     """Flatbuffer bytes, and whether the batch dimension had to be fixed to 1."""
     try:
-        converter = _converter(saved_model, model, False, mode, representative, integer_only)
+        converter = _converter(saved_model, model, False, mode, representative, integer_only, shared)
         return converter.convert(), False
     except Exception as dynamic_error:  # the converter raises ConverterError and others
         if len(model.inputs) != 1:
@@ -58,16 +72,18 @@ def _convert(saved_model, model, mode, representative, integer_only) -> tuple[by
         return converter.convert(), True
 
 
-def export_tflite(saved_model: Path, model, target: Path, mode: str, representative=None) -> dict:
+def export_tflite(saved_model: Path, model, target: Path, mode: str, representative=None,
+                  shared: dict | None = None) -> dict:
     """Converts to `target` (.tflite); returns what was done, for the export report.
 
     Args:
         model: the Keras model behind `saved_model` (for the static-batch fallback).
         mode: "float", "dynamic" (int8 weights, float activations) or "int8".
         representative: for "int8", a callable yielding inputs from the training split.
+        shared: a dict the conversions of one export share (the converter of `saved_model`).
     """
     details = {"mode": mode}
-    convert = functools.partial(_convert, saved_model, model, mode, representative)
+    convert = functools.partial(_convert, saved_model, model, mode, representative, shared=shared)
     if mode == "int8":
         try:
             flatbuffer, static = convert(integer_only=True)
@@ -90,7 +106,7 @@ def convert(job, mode: str) -> dict:
     """The FORMATS converter for `mode` ("float", "dynamic", "int8"); `job` is a
     `formats.Conversion` whose source is the SavedModel."""
     representative = job.calibration() if mode == "int8" else None
-    return export_tflite(job.source, job.model, job.target, mode, representative)
+    return export_tflite(job.source, job.model, job.target, mode, representative, job.shared)
 
 
 def int8_unsupported(model) -> str:
