@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -67,10 +66,6 @@ def run_once(kind: str, arguments: list[str], backend: str) -> dict | str:
     return {"wall": round(wall, 2), "cpu": round(cpu, 2)}
 
 
-def median_of(found: list, key: str) -> float | None:
-    values = [entry[key] for entry in found if isinstance(entry, dict)]
-    return round(statistics.median(values), 2) if values else None
-
 
 def main(argv=None) -> int:
     args = parse_args(argv)
@@ -89,7 +84,8 @@ def main(argv=None) -> int:
     print("\n| backend | prompt wall s | teardown wall s | prompt CPU s | teardown CPU s | "
           "teardown / prompt (wall) |\n|---|---|---|---|---|---|")
     for backend, kinds in runs.items():
-        row = {f"{kind}_{key}": median_of(kinds[kind], key) for kind in KINDS for key in ("wall", "cpu")}
+        row = {f"{kind}_{key}": machine.median_of(kinds[kind], key)
+               for kind in KINDS for key in ("wall", "cpu")}
         both = row["prompt_wall"] and row["teardown_wall"]
         row["teardown_over_prompt"] = round(row["teardown_wall"] / row["prompt_wall"], 3) if both else None
         table[backend] = row

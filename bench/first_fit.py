@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -72,10 +71,6 @@ def run_once(model: str, kind: str) -> dict | str:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def median_of(found: list, key: str) -> float | None:
-    values = [entry[key] for entry in found if isinstance(entry, dict)]
-    return round(statistics.median(values), 2) if values else None
-
 
 def main(argv=None) -> int:
     args = parse_args(argv)
@@ -92,8 +87,8 @@ def main(argv=None) -> int:
     print("\n| model | first fit, built | first fit, keras | keras / built | second fit |")
     print("|---|---|---|---|---|")
     for model in args.models:
-        medians = {kind: {key: median_of(runs[model][kind], key) for key in ("first", "second")}
-                   for kind in KINDS}
+        medians = {kind: {key: machine.median_of(runs[model][kind], key)
+                          for key in ("first", "second")} for kind in KINDS}
         built, keras_ = medians["built"]["first"], medians["keras"]["first"]
         ratio = round(keras_ / built, 2) if built and keras_ else None
         table[model] = {**medians, "keras_over_built": ratio}

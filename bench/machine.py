@@ -1,4 +1,4 @@
-"""The machine a bench ran on, and the one way a bench writes its results.
+"""The machine a bench ran on, the one way a bench writes its results, and the median of its runs.
 
 The same bench gives different ratios on a 2-core AVX2 machine and on an AVX-512 one with VNNI
 and BF16 (oneDNN, XLA and XNNPACK pick their kernels from those flags), so every figure is kept
@@ -19,6 +19,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -122,6 +123,13 @@ def write_results(name: str, results, *, path: Path | None = None, machine: dict
 
     write_text_atomic(path, text)
     return path
+
+
+def median_of(found: list, key: str, digits: int = 2) -> float | None:
+    """The median of `key` over the runs of `found` that measured (dicts; a failed run is the
+    end of its output, a string), rounded to `digits`; None when none did."""
+    values = [entry[key] for entry in found if isinstance(entry, dict)]
+    return round(statistics.median(values), digits) if values else None
 
 
 def _finite(value):

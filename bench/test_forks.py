@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import time
@@ -54,10 +53,6 @@ def run_once(kind: str, files: list[str]) -> dict | str:
     return {"wall": round(wall, 1), "cpu": round(cpu, 1)}
 
 
-def median_of(found: list, key: str) -> float | None:
-    values = [entry[key] for entry in found if isinstance(entry, dict)]
-    return round(statistics.median(values), 1) if values else None
-
 
 def main(argv=None) -> int:
     args = parse_args(argv)
@@ -69,7 +64,8 @@ def main(argv=None) -> int:
             found = run_once(kind, args.files)
             runs[kind].append(found)
             print(f"round {index + 1} {kind}: {found}", flush=True)
-    medians = {kind: {key: median_of(runs[kind], key) for key in ("wall", "cpu")} for kind in KINDS}
+    medians = {kind: {key: machine.median_of(runs[kind], key, 1) for key in ("wall", "cpu")}
+               for kind in KINDS}
     ratios = {key: (round(medians["fresh"][key] / medians["forks"][key], 2)
                     if medians["fresh"][key] and medians["forks"][key] else None)
               for key in ("wall", "cpu")}

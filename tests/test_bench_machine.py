@@ -1,4 +1,5 @@
-"""bench/machine.py: the machine description every bench records, and its atomic results file."""
+"""bench/machine.py: the machine description every bench records, its atomic results file, and
+the median of a bench's runs."""
 
 import importlib.util
 import json
@@ -71,3 +72,10 @@ def test_a_table_that_is_not_json_keeps_the_previous_file_and_leaves_no_temp(mac
         machine.write_results("demo", {"second": object()}, path=path)
     assert path.read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == ["demo.json"]
+
+
+def test_the_median_leaves_out_runs_that_failed(machine):
+    runs = [{"wall": 1.0}, "Traceback (most recent call last): ...", {"wall": 4.0}, {"wall": 2.26}]
+    assert machine.median_of(runs, "wall") == 2.26
+    assert machine.median_of(runs, "wall", 1) == 2.3
+    assert machine.median_of(["failed", "failed"], "wall") is None
