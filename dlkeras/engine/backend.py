@@ -113,9 +113,9 @@ def accelerator_present() -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
 
 
-def build_training_state(model, train_data) -> bool:
+def build_training_state(model, train_data) -> None:
     """Creates the optimizer's and the compiled metrics' variables of a compiled `model` before
-    `fit` traces its training step; returns whether it did.
+    `fit` traces its training step.
 
     With no tf.distribute strategy, Keras' TensorFlow trainer (3.15) leaves them to the first
     trace of the step, and a `tf.function` that creates variables is traced a second time
@@ -129,8 +129,7 @@ def build_training_state(model, train_data) -> bool:
     spec = getattr(train_data, "element_spec", None)
     if (keras.backend.backend() != "tensorflow" or build is None or spec is None
             or getattr(model, "_distribute_strategy", None) is not None):
-        return False
+        return
     batch = keras.tree.map_structure(
         lambda item: keras.KerasTensor(item.shape, item.dtype.name), spec)
     build(data_batch=batch)
-    return True

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from dlkeras.errors import ConfigError
@@ -41,7 +41,7 @@ class Conversion:
     source: Path | None
     calibration: Callable[[], Callable]
     raw_signature: Callable[[], object]
-    shared: dict = field(default_factory=dict)
+    shared: dict
 
 
 @dataclass(frozen=True)

@@ -171,7 +171,7 @@ def gate_raw_signature(name: str, path: Path, check: dict, signature, datasets, 
 
 
 def convert(name: str, model, folder: Path, datasets, preprocessing: dict, raw_signature,
-            shared: dict | None = None) -> dict:
+            shared: dict) -> dict:
     """Writes format `name` into `folder` with its converter; returns its report details.
 
     Args:
@@ -187,7 +187,7 @@ def convert(name: str, model, folder: Path, datasets, preprocessing: dict, raw_s
         source=folder / FORMATS[entry.converts_from].file_name if entry.converts_from else None,
         calibration=lambda: representative(datasets, preprocessing, folder),
         raw_signature=raw_signature,
-        shared={} if shared is None else shared,
+        shared=shared,
     )
     try:
         return entry.converter(job)
