@@ -310,14 +310,14 @@ def predict_batches(model, batches) -> list:
     alone, on its own copy of the (identical) weights, and every process then receives all
     outputs. So work such as the feature cache is done once, split, not once per process.
     """
+    call = local_predictor(model)
     if _DISTRIBUTION is None or _DISTRIBUTION.num_processes == 1:
-        return [predict_batch(model, inputs) for inputs in batches]
+        return [call(inputs) for inputs in batches]
     import jax
     import numpy as np
     from jax.experimental import multihost_utils
 
     processes, me = jax.process_count(), jax.process_index()
-    call = local_predictor(model)
     sizes, mine, example = [], [], None
     for index, inputs in enumerate(batches):
         sizes.append(int(jax.tree_util.tree_leaves(inputs)[0].shape[0]))
@@ -347,9 +347,12 @@ def local_predictor(model):
     Single-process: `predict_batch`. In a multi-worker run the variables are arrays shared by
     every process, and a computation on them runs on all processes at once; this one runs on
     a local copy of the weights instead, so each process can predict different examples.
+
+    Either way a batch smaller than the largest one before it (a split's last) is padded up to
+    that size (`in_full_batches`).
     """
     if _DISTRIBUTION is None or _DISTRIBUTION.num_processes == 1:
-        return lambda inputs: predict_batch(model, inputs)
+        return in_full_batches(lambda inputs: predict_batch(model, inputs))
     import jax
     import numpy as np
 
@@ -357,7 +360,36 @@ def local_predictor(model):
                [np.asarray(v.value) for v in model.non_trainable_variables])
     call = jax.jit(lambda trainable, non_trainable, x:
                    model.stateless_call(trainable, non_trainable, x, training=False)[0])
-    return lambda inputs: np.asarray(call(*weights, inputs))
+    return in_full_batches(lambda inputs: np.asarray(call(*weights, inputs)))
+
+
+def in_full_batches(predict):
+    """`predict` (inputs -> outputs, arrays or dicts of arrays, one row per example) that calls
+    it on a batch smaller than the largest one seen so far with that batch's last row repeated
+    up to that size, and returns only the batch's own rows.
+
+    A compiled predict is built per batch shape: a JAX program compiled, a TensorFlow function
+    traced again. Without the padding a split's last, smaller batch builds another (seconds for
+    a pretrained backbone), and under JAX the last batch of every split does. Inference
+    computes each row on its own, so the padding rows change no output.
+    """
+    import keras
+    import numpy as np
+
+    largest = 0
+
+    def call(inputs):
+        nonlocal largest
+        rows = len(keras.tree.flatten(inputs)[0])
+        largest = max(largest, rows)
+        if rows == largest:
+            return predict(inputs)
+        padded = keras.tree.map_structure(
+            lambda array: np.concatenate([array, np.repeat(np.asarray(array)[-1:], largest - rows, axis=0)]),
+            inputs)
+        return keras.tree.map_structure(lambda array: array[:rows], predict(padded))
+
+    return call
 
 
 def weights_agree(model) -> bool:

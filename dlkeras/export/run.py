@@ -99,9 +99,10 @@ def _export_into(folder: Path, run_dir: RunDir, recipe, model, chosen: list[str]
                                       shared)
         seconds[name] = round(time.perf_counter() - started, 2)
     with progress.step("gate: keras reference"):
-        reference = parity.run(lambda x: model.predict_on_batch(x), batches, "parity check: keras")
+        compiled = latency.compiled_call(model, batches[0][0])
+        reference = parity.run(compiled, batches, "parity check: keras")
     truth = np.concatenate([y for _, y in batches])
-    checks, contenders = {}, latency.keras_contenders(model)
+    checks, contenders = {}, latency.keras_contenders(model, compiled)
     for name in chosen:
         path = folder / FORMATS[name].file_name
         with progress.step(f"gate: {name}"):

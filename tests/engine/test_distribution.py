@@ -82,3 +82,35 @@ def test_refusal_exits_2_before_any_work(tmp_path, cli):
     assert result.returncode == 2
     assert "error: train.distribution='data_parallel' on the torch backend" in result.stderr
     assert "Traceback" not in result.stderr and not any(tmp_path.iterdir())
+
+
+def test_a_smaller_last_batch_is_padded_to_the_full_size_and_cut_back():
+    import numpy as np
+
+    seen = []
+
+    def predict(inputs):
+        seen.append({name: array.shape for name, array in inputs.items()})
+        return {"sum": inputs["a"].sum(axis=1), "first": inputs["b"][:, 0]}
+
+    call = distribution.in_full_batches(predict)
+    rng = np.random.default_rng(0)
+    batches = [{"a": rng.normal(size=(n, 3)), "b": rng.normal(size=(n, 2))} for n in (8, 8, 3, 1)]
+    outputs = [call(batch) for batch in batches]
+    assert seen == [{"a": (8, 3), "b": (8, 2)}] * 4  # one shape: one compiled program
+    for batch, output in zip(batches, outputs, strict=True):
+        np.testing.assert_array_equal(output["sum"], batch["a"].sum(axis=1))
+        np.testing.assert_array_equal(output["first"], batch["b"][:, 0])
+
+
+def test_a_backbone_predicted_in_batches_is_traced_once_on_tensorflow():
+    import keras
+    import numpy as np
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("counts the traces of a TensorFlow predict function")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    rows = np.random.default_rng(0).normal(size=(21, 4)).astype("float32")
+    outputs = distribution.predict_batches(model, [rows[:8], rows[8:16], rows[16:]])
+    assert model.predict_function.experimental_get_tracing_count() == 1  # not again for 5 rows
+    np.testing.assert_allclose(np.concatenate(outputs), model.predict_on_batch(rows), atol=1e-6)
