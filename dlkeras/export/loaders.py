@@ -9,6 +9,7 @@ Each imports its runtime library inside its body.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -27,13 +28,29 @@ def load_keras(path: Path):
     return lambda inputs: np.asarray(model.predict_on_batch(inputs))
 
 
+def saved_model_object(path: Path):
+    """`tf.saved_model.load(path)`, loaded once while the folder's files stay as they were (an
+    export's gate reads both signatures of its SavedModel: an EfficientNet's load takes 3 s)."""
+    path = Path(path).resolve()
+    files = tuple(sorted((str(file.relative_to(path)), file.stat().st_size, file.stat().st_mtime_ns)
+                         for file in path.rglob("*") if file.is_file()))
+    return _load_saved_model(str(path), files)
+
+
+@functools.lru_cache(maxsize=1)
+def _load_saved_model(path: str, files: tuple):
+    import tensorflow as tf
+
+    return tf.saved_model.load(path)
+
+
 def load_saved_model(path: Path):
     """The SavedModel's model-input signature (`serving_default` in exports that had no other)."""
     import tensorflow as tf
 
     from dlkeras.export.saved_model import MODEL_INPUTS, RAW_SIGNATURE
 
-    loaded = tf.saved_model.load(str(path))
+    loaded = saved_model_object(path)
     function = loaded.signatures.get(MODEL_INPUTS) or loaded.signatures[RAW_SIGNATURE]
     names = sorted(function.structured_input_signature[1])
 
@@ -51,7 +68,7 @@ def load_saved_model_raw(path: Path):
 
     from dlkeras.export.saved_model import RAW_SIGNATURE
 
-    function = tf.saved_model.load(str(path)).signatures[RAW_SIGNATURE]
+    function = saved_model_object(path).signatures[RAW_SIGNATURE]
     specs = function.structured_input_signature[1]
 
     def predict(feed):
