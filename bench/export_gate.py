@@ -22,9 +22,6 @@ A benchmark, never a test: nothing asserts.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -83,12 +80,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def run_once(size: int, kind: str) -> dict | str:
     """Seconds of the calls and the loads in a fresh interpreter; its output's end on failure."""
-    environment = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run([sys.executable, "-c", ONE, str(size), kind], cwd=ROOT,
-                            capture_output=True, text=True, env=environment)
-    if result.returncode:
-        return result.stderr[-600:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return machine.fresh_json(ONE, str(size), kind)
 
 
 def main(argv=None) -> int:

@@ -17,9 +17,6 @@ every run to bench/results/first_fit.json. A benchmark, never a test: nothing as
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -63,12 +60,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def run_once(model: str, kind: str) -> dict | str:
     """Seconds of the first and second fit in a fresh interpreter; its output's end on failure."""
-    environment = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run([sys.executable, "-c", ONE, model, kind, str(ROOT / "tests")],
-                            cwd=ROOT, capture_output=True, text=True, env=environment)
-    if result.returncode:
-        return result.stderr[-600:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return machine.fresh_json(ONE, model, kind, str(ROOT / "tests"))
 
 
 

@@ -125,6 +125,17 @@ def write_results(name: str, results, *, path: Path | None = None, machine: dict
     return path
 
 
+def fresh_json(code: str, *arguments: str, backend: str = "tensorflow") -> dict | str:
+    """What `python -c CODE ARGUMENTS` printed last, as JSON, run in a fresh interpreter in the
+    repository on Keras backend `backend`; the end of its error output when it failed."""
+    environment = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-c", code, *arguments], cwd=ROOT, capture_output=True,
+                            text=True, env=environment)
+    if result.returncode:
+        return result.stderr[-600:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 def median_of(found: list, key: str, digits: int = 2) -> float | None:
     """The median of `key` over the runs of `found` that measured (dicts; a failed run is the
     end of its output, a string), rounded to `digits`; None when none did."""

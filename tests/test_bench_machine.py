@@ -79,3 +79,11 @@ def test_the_median_leaves_out_runs_that_failed(machine):
     assert machine.median_of(runs, "wall") == 2.26
     assert machine.median_of(runs, "wall", 1) == 2.3
     assert machine.median_of(["failed", "failed"], "wall") is None
+
+
+def test_a_fresh_interpreter_gives_its_last_json_line_or_its_error(machine):
+    printed = ("import json, os, sys; print('noise'); "
+               "print(json.dumps([sys.argv[1], os.environ['KERAS_BACKEND']]))")
+    assert machine.fresh_json(printed, "x", backend="jax") == ["x", "jax"]
+    failed = machine.fresh_json("raise SystemExit('no such model: tiny')")
+    assert isinstance(failed, str) and "no such model: tiny" in failed
