@@ -103,7 +103,7 @@ def test_a_smaller_last_batch_is_padded_to_the_full_size_and_cut_back():
         np.testing.assert_array_equal(output["first"], batch["b"][:, 0])
 
 
-def test_a_backbone_predicted_in_batches_is_traced_once_on_tensorflow():
+def test_a_model_predicted_in_batches_traces_its_predict_function_once_on_tensorflow():
     import keras
     import numpy as np
 

@@ -65,4 +65,3 @@ def test_help_lists_the_table(cli):
     result = cli(["--help"], module="dlkeras.export")
     assert result.returncode == 0
     assert ",".join(FORMATS) in "".join(result.stdout.split())
-
