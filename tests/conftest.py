@@ -4,9 +4,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support import FAMILIES, LONGEST_GROUPS, SmokeRuns, recording, run_cli, xdist_group
+from support import FAMILIES, LONGEST_GROUPS, SmokeRuns, recording, run_cli, share_cores, xdist_group
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+share_cores()  # before anything here imports TensorFlow or starts a command
 
 ROOT = Path(__file__).resolve().parents[1]
 

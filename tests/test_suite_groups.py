@@ -1,6 +1,6 @@
 """How make test splits the suite across xdist workers (tests/conftest.py, tests/support.py)."""
 
-from support import LONGEST_GROUPS, ROOT, SMOKE_RUN_USERS, SMOKE_RUNS, TESTS, xdist_group
+from support import LONGEST_GROUPS, ROOT, SMOKE_RUN_USERS, SMOKE_RUNS, TESTS, share_cores, xdist_group
 
 
 def test_every_longest_group_names_a_test_folder_or_file():
@@ -65,3 +65,18 @@ def test_under_xdist_each_group_runs_in_one_worker():
         workers.setdefault(nodeid.split("::")[0], set()).add(worker)
     assert sorted(workers) == sorted(files)
     assert all(len(names) == 1 for names in workers.values()), workers
+
+
+def test_workers_split_the_cores_between_them_and_keep_what_is_set():
+    two_on_two = {"PYTEST_XDIST_WORKER_COUNT": "2"}
+    share_cores(two_on_two, cores=2)
+    assert two_on_two["TF_NUM_INTRAOP_THREADS"] == two_on_two["OMP_NUM_THREADS"] == "1"
+    three_on_eight = {"PYTEST_XDIST_WORKER_COUNT": "3", "OMP_NUM_THREADS": "5"}
+    share_cores(three_on_eight, cores=8)
+    assert three_on_eight["TF_NUM_INTRAOP_THREADS"] == "2" and three_on_eight["OMP_NUM_THREADS"] == "5"
+    four_on_two = {"PYTEST_XDIST_WORKER_COUNT": "4"}
+    share_cores(four_on_two, cores=2)
+    assert four_on_two["TF_NUM_INTRAOP_THREADS"] == "1"
+    alone = {}
+    share_cores(alone, cores=2)
+    assert alone == {}
