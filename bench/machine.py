@@ -136,6 +136,24 @@ def fresh_json(code: str, *arguments: str, backend: str = "tensorflow") -> dict 
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def timed_pytest(arguments: list[str], environment: dict) -> dict | str:
+    """Wall and CPU seconds (user + system of pytest and everything it started) of one
+    `python -m pytest -q -p no:cacheprovider ARGUMENTS` in the repository; the end of its output
+    when it failed."""
+    import resource
+    import time
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    began = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                             *arguments], cwd=ROOT, capture_output=True, text=True, env=environment)
+    wall = time.perf_counter() - began
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if result.returncode:
+        return result.stdout[-600:]
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"wall": round(wall, 1), "cpu": round(cpu, 1)}
+
 def median_of(found: list, key: str, digits: int = 2) -> float | None:
     """The median of `key` over the runs of `found` that measured (dicts; a failed run is the
     end of its output, a string), rounded to `digits`; None when none did."""

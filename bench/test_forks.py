@@ -16,10 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import machine  # bench/machine.py, beside this script
@@ -41,17 +38,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def run_once(kind: str, files: list[str]) -> dict | str:
     """Wall and CPU seconds of one pytest run of `files`; its output's end when it failed."""
     environment = {**os.environ, "DLKERAS_TEST_PRESTART": KINDS[kind], "TF_CPP_MIN_LOG_LEVEL": "3"}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    began = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *files],
-                            cwd=ROOT, capture_output=True, text=True, env=environment)
-    wall = time.perf_counter() - began
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if result.returncode:
-        return result.stdout[-600:]
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"wall": round(wall, 1), "cpu": round(cpu, 1)}
-
+    return machine.timed_pytest(files, environment)
 
 
 def main(argv=None) -> int:

@@ -1,9 +1,10 @@
-"""bench/machine.py: the machine description every bench records, its atomic results file, and
-the median of a bench's runs."""
+"""bench/machine.py: the machine description every bench records, its atomic results file, the
+median of a bench's runs and its timed runs (a fresh interpreter, a pytest run)."""
 
 import importlib.util
 import json
 import math
+import os
 from importlib import metadata
 from pathlib import Path
 
@@ -87,3 +88,13 @@ def test_a_fresh_interpreter_gives_its_last_json_line_or_its_error(machine):
     assert machine.fresh_json(printed, "x", backend="jax") == ["x", "jax"]
     failed = machine.fresh_json("raise SystemExit('no such model: tiny')")
     assert isinstance(failed, str) and "no such model: tiny" in failed
+
+
+def test_a_pytest_run_gives_its_seconds_or_the_end_of_its_output(machine, tmp_path):
+    (tmp_path / "test_sample.py").write_text(
+        "import os\n\ndef test_reads_its_environment():\n    assert os.environ['SAMPLE'] == 'set'\n")
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
+    found = machine.timed_pytest([str(tmp_path / "test_sample.py")], {**environment, "SAMPLE": "set"})
+    assert found["wall"] > 0 and found["cpu"] > 0
+    failed = machine.timed_pytest([str(tmp_path / "test_sample.py")], {**environment, "SAMPLE": "no"})
+    assert isinstance(failed, str) and "1 failed" in failed
