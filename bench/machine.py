@@ -154,6 +154,35 @@ def timed_pytest(arguments: list[str], environment: dict) -> dict | str:
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {"wall": round(wall, 1), "cpu": round(cpu, 1)}
 
+def compare_pytest_runs(name: str, kinds: tuple[str, str], environment_of, pytest_arguments: list[str],
+                        files: list[str], rounds: int, out: Path) -> int:
+    """Runs pytest on `files` in each of two `kinds` (`environment_of(kind)` gives its
+    environment), alternating which goes first between rounds; prints each round, then a table
+    of median wall and CPU seconds and the second / first ratios, and writes them with every run
+    and the machine to `out` (as bench `name`). Returns 0."""
+    first, second = kinds
+    described = describe()
+    print(summary(described), flush=True)
+    runs = {kind: [] for kind in kinds}
+    for index in range(rounds):
+        for kind in (kinds if index % 2 == 0 else kinds[::-1]):
+            found = timed_pytest([*pytest_arguments, *files], environment_of(kind))
+            runs[kind].append(found)
+            print(f"round {index + 1} {kind}: {found}", flush=True)
+    medians = {kind: {key: median_of(runs[kind], key, 1) for key in ("wall", "cpu")} for kind in kinds}
+    ratios = {key: (round(medians[second][key] / medians[first][key], 2)
+                    if medians[second][key] and medians[first][key] else None)
+              for key in ("wall", "cpu")}
+    print(f"\n| | {first} | {second} | {second} / {first} |\n|---|---|---|---|")
+    for key in ("wall", "cpu"):
+        print(f"| {key} seconds | {medians[first][key]} | {medians[second][key]} | {ratios[key]} |")
+    result = {"files": files, "rounds": rounds, "runs": runs, "medians": medians,
+              f"{second}_over_{first}": ratios}
+    path = write_results(name, result, path=out, machine=described)
+    print(f"\nwritten: {path}")
+    print(summary(described))
+    return 0
+
 def median_of(found: list, key: str, digits: int = 2) -> float | None:
     """The median of `key` over the runs of `found` that measured (dicts; a failed run is the
     end of its output, a string), rounded to `digits`; None when none did."""

@@ -35,36 +35,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def run_once(kind: str, files: list[str]) -> dict | str:
-    """Wall and CPU seconds of one pytest run of `files`; its output's end when it failed."""
-    environment = {**os.environ, "DLKERAS_TEST_PRESTART": KINDS[kind], "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return machine.timed_pytest(files, environment)
+def environment_of(kind: str) -> dict:
+    return {**os.environ, "DLKERAS_TEST_PRESTART": KINDS[kind], "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    described = machine.describe()
-    print(machine.summary(described), flush=True)
-    runs = {kind: [] for kind in KINDS}
-    for index in range(args.rounds):
-        for kind in (list(KINDS) if index % 2 == 0 else list(KINDS)[::-1]):
-            found = run_once(kind, args.files)
-            runs[kind].append(found)
-            print(f"round {index + 1} {kind}: {found}", flush=True)
-    medians = {kind: {key: machine.median_of(runs[kind], key, 1) for key in ("wall", "cpu")}
-               for kind in KINDS}
-    ratios = {key: (round(medians["fresh"][key] / medians["forks"][key], 2)
-                    if medians["fresh"][key] and medians["forks"][key] else None)
-              for key in ("wall", "cpu")}
-    print("\n| | forks | fresh | fresh / forks |\n|---|---|---|---|")
-    for key in ("wall", "cpu"):
-        print(f"| {key} seconds | {medians['forks'][key]} | {medians['fresh'][key]} | {ratios[key]} |")
-    result = {"files": args.files, "rounds": args.rounds, "runs": runs, "medians": medians,
-              "fresh_over_forks": ratios}
-    path = machine.write_results("test_forks", result, path=args.out, machine=described)
-    print(f"\nwritten: {path}")
-    print(machine.summary(described))
-    return 0
+    return machine.compare_pytest_runs("test_forks", tuple(KINDS), environment_of, [], args.files,
+                                       args.rounds, args.out)
 
 
 if __name__ == "__main__":

@@ -40,38 +40,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def run_once(kind: str, files: list[str]) -> dict | str:
+def environment_of(kind: str) -> dict:
     environment = {key: value for key, value in os.environ.items() if key not in VARIABLES}
     environment["TF_CPP_MIN_LOG_LEVEL"] = "3"
     if kind == "per_core":
         environment.update({name: str(os.cpu_count() or 1) for name in VARIABLES})
-    return machine.timed_pytest([*XDIST, *files], environment)
+    return environment
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    described = machine.describe()
-    print(machine.summary(described), flush=True)
-    runs = {kind: [] for kind in KINDS}
-    for index in range(args.rounds):
-        for kind in (KINDS if index % 2 == 0 else KINDS[::-1]):
-            found = run_once(kind, args.files)
-            runs[kind].append(found)
-            print(f"round {index + 1} {kind}: {found}", flush=True)
-    medians = {kind: {key: machine.median_of(runs[kind], key, 1) for key in ("wall", "cpu")}
-               for kind in KINDS}
-    ratios = {key: (round(medians["per_core"][key] / medians["shared"][key], 2)
-                    if medians["per_core"][key] and medians["shared"][key] else None)
-              for key in ("wall", "cpu")}
-    print("\n| | shared | per core | per core / shared |\n|---|---|---|---|")
-    for key in ("wall", "cpu"):
-        print(f"| {key} seconds | {medians['shared'][key]} | {medians['per_core'][key]} | {ratios[key]} |")
-    result = {"files": args.files, "rounds": args.rounds, "runs": runs, "medians": medians,
-              "per_core_over_shared": ratios}
-    path = machine.write_results("test_threads", result, path=args.out, machine=described)
-    print(f"\nwritten: {path}")
-    print(machine.summary(described))
-    return 0
+    return machine.compare_pytest_runs("test_threads", KINDS, environment_of, XDIST, args.files,
+                                       args.rounds, args.out)
 
 
 if __name__ == "__main__":

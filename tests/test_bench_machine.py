@@ -98,3 +98,18 @@ def test_a_pytest_run_gives_its_seconds_or_the_end_of_its_output(machine, tmp_pa
     assert found["wall"] > 0 and found["cpu"] > 0
     failed = machine.timed_pytest([str(tmp_path / "test_sample.py")], {**environment, "SAMPLE": "no"})
     assert isinstance(failed, str) and "1 failed" in failed
+
+
+def test_two_kinds_of_pytest_run_alternate_and_a_failed_kind_gets_no_ratio(machine, tmp_path):
+    sample = tmp_path / "test_sample.py"
+    sample.write_text("import os\n\n"
+                      "def test_reads_its_environment():\n    assert os.environ['SAMPLE'] == 'a'\n")
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
+    out = tmp_path / "pair.json"
+    machine.compare_pytest_runs("pair", ("a", "b"), lambda kind: {**environment, "SAMPLE": kind}, [],
+                                [str(sample)], 2, out)
+    results = json.loads(out.read_text())["results"]
+    assert [isinstance(run, dict) for run in results["runs"]["a"]] == [True, True]
+    assert [isinstance(run, str) and "1 failed" in run for run in results["runs"]["b"]] == [True, True]
+    assert results["medians"]["a"]["wall"] > 0 and results["medians"]["b"]["wall"] is None
+    assert results["b_over_a"] == {"wall": None, "cpu": None}
