@@ -1,4 +1,5 @@
-"""The machine a bench ran on, the one way a bench writes its results, and the median of its runs.
+"""The machine a bench ran on, the one way a bench writes its results, the median of its runs,
+and timed runs of code or of pytest (two kinds of pytest run compared in alternation).
 
 The same bench gives different ratios on a 2-core AVX2 machine and on an AVX-512 one with VNNI
 and BF16 (oneDNN, XLA and XNNPACK pick their kernels from those flags), so every figure is kept
@@ -154,6 +155,7 @@ def timed_pytest(arguments: list[str], environment: dict) -> dict | str:
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {"wall": round(wall, 1), "cpu": round(cpu, 1)}
 
+
 def compare_pytest_runs(name: str, kinds: tuple[str, str], environment_of, pytest_arguments: list[str],
                         files: list[str], rounds: int, out: Path) -> int:
     """Runs pytest on `files` in each of two `kinds` (`environment_of(kind)` gives its
@@ -182,6 +184,7 @@ def compare_pytest_runs(name: str, kinds: tuple[str, str], environment_of, pytes
     print(f"\nwritten: {path}")
     print(summary(described))
     return 0
+
 
 def median_of(found: list, key: str, digits: int = 2) -> float | None:
     """The median of `key` over the runs of `found` that measured (dicts; a failed run is the

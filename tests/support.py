@@ -37,9 +37,9 @@ def run_cli(args, env=None, timeout=600, module="dlkeras.train", **kwargs):
 def share_cores(environ=os.environ, cores: int | None = None) -> None:
     """Under `make test`'s N workers (pytest-xdist), each worker's TensorFlow and torch, and the
     commands it starts (they inherit the variables), compute with cores // N threads within an
-    op instead of one per core: N workers on N cores otherwise run N threads per core (two test
-    files run side by side took 96-103 s so, 87-93 s with one thread each). Variables already
-    set are kept; a single-process run is left alone."""
+    op instead of one per core: N workers on N cores otherwise run N threads per core
+    (`bench/test_threads.py`: two test files under two workers took 1.08x the wall time and 1.10x
+    the CPU time that way). Variables already set are kept; a single-process run is left alone."""
     workers = int(environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
     if workers < 2:
         return
