@@ -261,8 +261,7 @@ def main() -> None:
         peaks = {"float32": sgemm_peak(), "bfloat16": bf16()}
         seconds = {name: [] for name in contenders}
         for round_index in range(args.rounds):
-            shift = round_index % len(contenders)
-            for name in contenders[shift:] + contenders[:shift]:
+            for name in machine.in_turn(contenders, round_index):
                 seconds[name].append(spawn(name, Path(folder), shape["steps"]))
                 print(f"round {round_index + 1}: {name:10s} {seconds[name][-1]:7.2f} s", flush=True)
         peaks = {"float32": max(peaks["float32"], sgemm_peak()),

@@ -148,8 +148,7 @@ def main() -> int:
     measured = {name: [] for name, _, _ in CONFIGS}
     with tempfile.TemporaryDirectory() as folder:
         for round_index in range(args.rounds):
-            order = CONFIGS[round_index % len(CONFIGS):] + CONFIGS[:round_index % len(CONFIGS)]
-            for name, devices, workers in order:
+            for name, devices, workers in machine.in_turn(CONFIGS, round_index):
                 result = train_once(args.recipe, devices, workers, args.epochs, args.overrides,
                                     Path(folder) / f"{round_index}-{name.replace(' ', '_')}")
                 measured[name].append(result["examples_per_second"])

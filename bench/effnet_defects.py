@@ -144,8 +144,7 @@ def main(argv=None) -> int:
     described = machine.describe()
     runs: dict[str, list[dict]] = {backend: [] for backend in args.backends}
     for round_index in range(args.rounds):
-        shift = round_index % len(args.backends)
-        for backend in args.backends[shift:] + args.backends[:shift]:
+        for backend in machine.in_turn(args.backends, round_index):
             runs[backend].append(run_backend(backend, args))
             row = runs[backend][-1]
             timing = row.get("error") or ", ".join(f"{m} {row[m]:.1f}" for m in MEASURES)

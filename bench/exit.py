@@ -76,7 +76,7 @@ def main(argv=None) -> int:
         arguments = smoke_arguments(args.recipe, Path(scratch) / "runs")
         for index in range(args.rounds):
             for backend in args.backends:
-                for kind in (KINDS if index % 2 == 0 else KINDS[::-1]):
+                for kind in machine.in_turn(KINDS, index):
                     found = run_once(kind, arguments, backend)
                     runs[backend][kind].append(found)
                     print(f"round {index + 1} {backend} {kind}: {found}", flush=True)

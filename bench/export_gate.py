@@ -89,7 +89,7 @@ def main(argv=None) -> int:
     print(machine.summary(described), flush=True)
     runs = {kind: [] for kind in KINDS}
     for index in range(args.rounds):
-        for kind in (KINDS if index % 2 == 0 else KINDS[::-1]):
+        for kind in machine.in_turn(KINDS, index):
             runs[kind].append(run_once(args.image_size, kind))
             print(f"round {index + 1} {kind}: {runs[kind][-1]}", flush=True)
     medians = {kind: {part: machine.median_of(runs[kind], part) for part in PARTS} for kind in KINDS}

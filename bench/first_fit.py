@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     runs = {model: {kind: [] for kind in KINDS} for model in args.models}
     for index in range(args.rounds):
         for model in args.models:
-            for kind in (KINDS if index % 2 == 0 else KINDS[::-1]):
+            for kind in machine.in_turn(KINDS, index):
                 found = run_once(model, kind)
                 runs[model][kind].append(found)
                 print(f"round {index + 1} {model} {kind}: {found}", flush=True)

@@ -67,7 +67,7 @@ def main(argv=None) -> int:
         warm = scratch / "warm"
         print(f"filling the warm cache: {run_once(args.recipe, warm, scratch / 'runs')} s", flush=True)
         for index in range(args.rounds):
-            for kind in (KINDS if index % 2 == 0 else KINDS[::-1]):
+            for kind in machine.in_turn(KINDS, index):
                 cache = warm if kind == "warm" else scratch / f"cold-{index}"
                 seconds[kind].append(run_once(args.recipe, cache, scratch / "runs"))
                 print(f"round {index + 1} {kind}: {seconds[kind][-1]}", flush=True)

@@ -229,8 +229,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as folder:
         saved = {backend: Path(folder) / f"{backend}.keras" for backend in args.backends}
         for round_index in range(args.rounds):
-            shift = round_index % len(args.backends)
-            for backend in args.backends[shift:] + args.backends[:shift]:
+            for backend in machine.in_turn(args.backends, round_index):
                 print(f"round {round_index + 1}: {backend} ...", file=sys.stderr, flush=True)
                 runs[backend].append(run_worker(backend, args, saved[backend]))
         reloaded = {}

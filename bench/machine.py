@@ -167,7 +167,7 @@ def compare_pytest_runs(name: str, kinds: tuple[str, str], environment_of, pytes
     print(summary(described), flush=True)
     runs = {kind: [] for kind in kinds}
     for index in range(rounds):
-        for kind in (kinds if index % 2 == 0 else kinds[::-1]):
+        for kind in in_turn(kinds, index):
             found = timed_pytest([*pytest_arguments, *files], environment_of(kind))
             runs[kind].append(found)
             print(f"round {index + 1} {kind}: {found}", flush=True)
@@ -185,6 +185,13 @@ def compare_pytest_runs(name: str, kinds: tuple[str, str], environment_of, pytes
     print(summary(described))
     return 0
 
+
+def in_turn(names, round_index: int) -> list:
+    """`names` rotated by `round_index`: each goes first in turn, round after round (two names
+    alternate), so a busy moment of the shared machine does not favour one of them."""
+    names = list(names)
+    shift = round_index % len(names) if names else 0
+    return names[shift:] + names[:shift]
 
 def median_of(found: list, key: str, digits: int = 2) -> float | None:
     """The median of `key` over the runs of `found` that measured (dicts; a failed run is the

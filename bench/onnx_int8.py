@@ -94,8 +94,7 @@ def main() -> int:
     times = {key: [] for key in contenders}
     order = list(contenders)
     for round_index in range(args.rounds):
-        rotated = order[round_index % len(order):] + order[: round_index % len(order)]
-        for key in rotated:
+        for key in machine.in_turn(order, round_index):
             for call in range(args.calls):
                 feed = feeds[key][call % len(singles)]
                 started = time.perf_counter()

@@ -91,7 +91,7 @@ def main(argv=None) -> int:
     runs: dict[str, dict[str, list]] = {r: {p: [] for p in POLICIES} for r in args.recipes}
     with tempfile.TemporaryDirectory(prefix="dlkeras-precision-") as scratch:
         for index in range(args.rounds):
-            order = POLICIES if index % 2 == 0 else POLICIES[::-1]
+            order = machine.in_turn(POLICIES, index)
             for recipe in args.recipes:
                 for policy in order:
                     result = train_once(recipe, policy, args.overrides, Path(scratch))

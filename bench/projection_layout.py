@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     rounds = {f"{i}x{o}": {layout: [] for layout in LAYOUTS} for i, o in SHAPES}
     for index in range(args.rounds):
         for inputs, outputs in SHAPES:
-            for layout in (LAYOUTS if index % 2 == 0 else LAYOUTS[::-1]):
+            for layout in machine.in_turn(LAYOUTS, index):
                 ms = pass_ms(layout, args.rows, inputs, outputs, args.repeats)
                 rounds[f"{inputs}x{outputs}"][layout].append(round(ms, 3))
         print(f"round {index + 1}: {rounds}", flush=True)

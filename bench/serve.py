@@ -227,8 +227,7 @@ def measure(server: Server, served: dict, models: dict, inputs: dict, args) -> d
     calls = {name: [] for name in args.recipes}
     batches = {name: [0.0, 0.0] for name in args.recipes}  # micro-batches formed, instances in them
     for round_index in range(args.rounds):
-        shift = round_index % len(turns)
-        for name, side in turns[shift:] + turns[:shift]:
+        for name, side in machine.in_turn(turns, round_index):
             if side == "direct":
                 calls[name].append(direct(models[name], inputs[name], DIRECT_SECONDS / args.rounds))
                 print(f"round {round_index + 1}: {name} direct", flush=True)

@@ -72,7 +72,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as temp:
         for index in range(args.rounds):
             written = {}
-            for kind in (KINDS if index % 2 == 0 else KINDS[::-1]):
+            for kind in machine.in_turn(KINDS, index):
                 folder = Path(temp) / f"{kind}-{index}"
                 folder.mkdir()
                 began = time.perf_counter()

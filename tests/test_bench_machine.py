@@ -113,3 +113,9 @@ def test_two_kinds_of_pytest_run_alternate_and_a_failed_kind_gets_no_ratio(machi
     assert [isinstance(run, str) and "1 failed" in run for run in results["runs"]["b"]] == [True, True]
     assert results["medians"]["a"]["wall"] > 0 and results["medians"]["b"]["wall"] is None
     assert results["b_over_a"] == {"wall": None, "cpu": None}
+
+
+def test_each_name_goes_first_in_turn_and_two_alternate(machine):
+    assert [machine.in_turn(("a", "b"), index) for index in range(3)] == [["a", "b"], ["b", "a"], ["a", "b"]]
+    assert [machine.in_turn(["a", "b", "c"], index)[0] for index in range(4)] == ["a", "b", "c", "a"]
+    assert machine.in_turn([], 3) == []
