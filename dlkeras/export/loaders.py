@@ -32,8 +32,9 @@ def saved_model_object(path: Path):
     """`tf.saved_model.load(path)`, loaded once while the folder's files stay as they were (an
     export's gate reads both signatures of its SavedModel: an EfficientNet's load takes 3 s)."""
     path = Path(path).resolve()
-    files = tuple(sorted((str(file.relative_to(path)), file.stat().st_size, file.stat().st_mtime_ns)
-                         for file in path.rglob("*") if file.is_file()))
+    stats = {file: file.stat() for file in path.rglob("*") if file.is_file()}
+    files = tuple(sorted((str(file.relative_to(path)), stat.st_size, stat.st_mtime_ns)
+                         for file, stat in stats.items()))
     return _load_saved_model(str(path), files)
 
 
