@@ -15,6 +15,11 @@ before it starts (`backend_of`; for code and scripts, only from KERAS_BACKEND); 
 or any failure to reach a server, starts a fresh interpreter. DLKERAS_TEST_PRESTART=0 turns the
 servers off.
 
+A `--workers N` launcher forked from a server starts its worker processes as forks of the same
+server too (`_sibling_popen`): each worker joins the launcher's process group (a `killpg` of the
+launcher reaches them, as with fresh workers) and gets SIGTERM when the launcher dies (as the
+launcher's `_die_with_parent` does for fresh ones).
+
 Forks share the server's hash seed and NumPy's global random state; the interpreter's own
 `random` reseeds in each fork.
 
@@ -44,22 +49,21 @@ TENSORFLOW_ALWAYS = ("dlkeras.export",)
 TENSORFLOW_DEFAULT = ("dlkeras.predict", "dlkeras.serve", "dlkeras.prune")
 # commands that take `--recipe` and start on the recipe's preferred backend (`select_backend`)
 RECIPE_COMMANDS = ("dlkeras.train", "dlkeras.tune", "dlkeras.check")
-# arguments whose runs start fresh. A `--workers` launcher imports no backend (its workers are
-# fresh interpreters either way), so a fork saves it nothing, and starting a server for one
-# costs seconds: tests/test_workers.py took 157 s with its launchers forked against 137 s fresh
-# (one run each, one after the other; the refusals on TensorFlow and PyTorch 8.6 s and 6.7 s
-# against 0.25 s). Two earlier suite runs, with a first version of the forks, had the 2-process
-# run at 160 s against 50 s.
-FRESH_ARGUMENTS = ("--workers",)
+# A `--workers` launcher imports no backend itself; forked, it saves its workers the import
+# (`_sibling_popen`). A `dlkeras.train --workers` launcher on any backend but JAX refuses at
+# once, before any worker starts: it starts fresh (0.25 s), not a server for nothing (6-9 s).
+WORKERS = "--workers"
+MULTI_WORKER_TRAIN_BACKENDS = ("jax",)
 MESSAGE_BYTES = 1 << 20
 
 
 def backend_of(module: str, args, env: dict) -> str | None:
     """The backend a fresh `python -m MODULE ARGS` with `env` would load; None when that is only
-    known once it runs (a TOML recipe, a `--set backend=...`, an unknown module), and for the
-    runs FRESH_ARGUMENTS names."""
-    if any(str(a) in FRESH_ARGUMENTS for a in args):
-        return None
+    known once it runs (a TOML recipe, a `--set backend=...`, an unknown module), and for a
+    `dlkeras.train --workers` launcher on a backend other than JAX (it refuses at once)."""
+    if module == "dlkeras.train" and WORKERS in map(str, args):
+        backend = env.get("KERAS_BACKEND", "jax")  # the launcher's, which its workers get
+        return backend if backend in MULTI_WORKER_TRAIN_BACKENDS else None
     if module in TENSORFLOW_ALWAYS:
         return "tensorflow"
     if env.get("KERAS_BACKEND"):
@@ -100,7 +104,7 @@ def program_backend(program: dict, args, env: dict) -> str | None:
     (what they import is known only once they run)."""
     if "module" in program:
         return backend_of(program["module"], args, env)
-    if any(str(a) in FRESH_ARGUMENTS for a in args):
+    if WORKERS in map(str, args):
         return None
     return env.get("KERAS_BACKEND") if env.get("KERAS_BACKEND") in BACKENDS else None
 
@@ -194,49 +198,19 @@ class Servers:
     def __init__(self):
         self._servers, self._lock = {}, threading.Lock()
 
-    def start(self, program: dict, args, env: dict, cwd, stdout=None, stderr=None, text=False):
-        """`program` (`program_of`) run in a fork with `args`, `env` and `cwd`; a `Forked`, or
-        None when no server takes it (the caller starts a fresh interpreter)."""
+    def start(self, program: dict, args, env: dict, cwd, stdout=None, stderr=None, text=False,
+              placement: dict | None = None):
+        """`program` (`program_of`) run in a fork with `args`, `env` and `cwd` (and `placement`,
+        see `fork`); a `Forked`, or None when no server takes it (the caller starts a fresh
+        interpreter)."""
         if os.environ.get(VARIABLE) == "0":
             return None
         backend = program_backend(program, args, env)
         address = backend and self._address(backend)
         if address is None:
             return None
-        request = json.dumps({**program, "args": [str(a) for a in args], "env": env,
-                              "cwd": str(cwd)}).encode()
-        ends, ours = [], {}
-        with open(os.devnull, "rb") as null_in, open(os.devnull, "wb") as null_out:
-            for name, wanted in (("stdout", stdout), ("stderr", stderr)):
-                if wanted == subprocess.PIPE:
-                    read, write = os.pipe()
-                    ours[name] = read
-                    ends.append(write)
-                elif wanted == subprocess.DEVNULL:
-                    ends.append(os.dup(null_out.fileno()))
-                elif wanted == subprocess.STDOUT:  # stderr into stdout's pipe or file
-                    ends.append(os.dup(ends[0]))
-                elif wanted is None:  # inherited, as subprocess does
-                    ends.append(os.dup(1 if name == "stdout" else 2))
-                else:
-                    ends.append(os.dup(wanted.fileno()))
-            ends.insert(0, os.dup(null_in.fileno()))
-        connection = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        try:
-            connection.connect(address)
-            socket.send_fds(connection, [request], ends)
-            pid = int(connection.recv(MESSAGE_BYTES).split()[1])
-        except (OSError, ValueError, IndexError):
-            connection.close()
-            for fd in ours.values():
-                os.close(fd)
-            return None
-        finally:
-            for fd in ends:
-                os.close(fd)
-        streams = {name: os.fdopen(fd, "r" if text else "rb") for name, fd in ours.items()}
-        name = next(iter(program.values()))
-        return Forked([name, *args], connection, pid, streams.get("stdout"), streams.get("stderr"))
+        return request_fork(address, {**program, "args": [str(a) for a in args], "env": env,
+                                      "cwd": str(cwd), **(placement or {})}, stdout, stderr, text)
 
     def _address(self, backend: str) -> str | None:
         with self._lock:
@@ -261,18 +235,65 @@ class Servers:
         return server, address
 
 
+def request_fork(address: str, request: dict, stdout=None, stderr=None, text=False):
+    """Asks the server at `address` to fork and run `request` (program, args, env, cwd; and
+    "pgid", "parent" for `_sibling_popen`) with these streams, as `subprocess.Popen` takes them;
+    a `Forked`, or None when the server cannot be reached."""
+    ends, ours = [], {}
+    with open(os.devnull, "rb") as null_in, open(os.devnull, "wb") as null_out:
+        for name, wanted in (("stdout", stdout), ("stderr", stderr)):
+            if wanted == subprocess.PIPE:
+                read, write = os.pipe()
+                ours[name] = read
+                ends.append(write)
+            elif wanted == subprocess.DEVNULL:
+                ends.append(os.dup(null_out.fileno()))
+            elif wanted == subprocess.STDOUT:  # stderr into stdout's pipe or file
+                ends.append(os.dup(ends[0]))
+            elif wanted is None:  # inherited, as subprocess does
+                ends.append(os.dup(1 if name == "stdout" else 2))
+            else:
+                ends.append(os.dup(wanted.fileno()))
+        ends.insert(0, os.dup(null_in.fileno()))
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        connection.connect(address)
+        socket.send_fds(connection, [json.dumps(request).encode()], ends)
+        pid = int(connection.recv(MESSAGE_BYTES).split()[1])
+    except (OSError, ValueError, IndexError):
+        connection.close()
+        for fd in ours.values():
+            os.close(fd)
+        return None
+    finally:
+        for fd in ends:
+            os.close(fd)
+    streams = {name: os.fdopen(fd, "r" if text else "rb") for name, fd in ours.items()}
+    name = next(value for key, value in request.items() if key in ("module", "code", "script"))
+    return Forked([name, *request["args"]], connection, pid, streams.get("stdout"),
+                  streams.get("stderr"))
+
+
 SERVERS = Servers()
 POPEN_OPTIONS = {"env", "stdout", "stderr", "text", "cwd", "start_new_session"}
 
 
-def fork(argv, env=None, cwd=None, stdout=None, stderr=None, text=False) -> Forked | None:
-    """`argv` (see `program_of`) in a fork of a prestarted server, always in a process group of
-    its own (so that `os.killpg(process.pid, ...)` reaches it as with start_new_session=True);
-    None when no server takes it."""
+def fork(argv, env=None, cwd=None, stdout=None, stderr=None, text=False,
+         placement: dict | None = None) -> Forked | None:
+    """`argv` (see `program_of`) in a fork of a prestarted server, in a process group of its own
+    (so that `os.killpg(process.pid, ...)` reaches it as with start_new_session=True); None when
+    no server takes it.
+
+    Args:
+        placement: {"pgid": the process group to join instead (one of this session's),
+            "parent": a pid whose end sends the fork SIGTERM}, as `_sibling_popen` places a
+            launcher's workers.
+    """
     parsed = program_of(argv)
     if parsed is None:
         return None
-    return SERVERS.start(*parsed, dict(env or os.environ), cwd or os.getcwd(), stdout, stderr, text)
+    return SERVERS.start(*parsed, dict(env or os.environ), cwd or os.getcwd(), stdout, stderr, text,
+                         placement)
 
 
 def popen(argv, **options):
@@ -318,6 +339,46 @@ def _stop(server: subprocess.Popen, folder: str) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
+_REAL_POPEN = subprocess.Popen
+HOME: tuple[str, str] | None = None  # (address, backend) of the server this process is or forked from
+
+
+def _sibling_popen(argv, **options):
+    """`subprocess.Popen` in a forked `--workers` launcher: a command of the server's backend
+    (a worker) runs as a fork of the same server, in the launcher's process group, and gets
+    SIGTERM when the launcher ends (the launcher's preexec_fn, `_die_with_parent`, asks for that
+    of a fresh worker); anything else, or a server that does not answer, runs as Popen would."""
+    parsed = program_of(argv)
+    if parsed is not None and set(options) <= {"env", "stdout", "stderr", "cwd", "preexec_fn"}:
+        program, args = parsed
+        env = dict(options.get("env") or os.environ)
+        if program_backend(program, args, env) == HOME[1]:
+            process = request_fork(HOME[0], {
+                **program, "args": args, "env": env, "cwd": str(options.get("cwd") or os.getcwd()),
+                "pgid": os.getpgid(0), "parent": os.getpid(),
+            }, options.get("stdout"), options.get("stderr"))
+            if process is not None:
+                return process
+    return _REAL_POPEN(argv, **options)
+
+
+def _watch_parent(pid: int) -> None:
+    """SIGTERM to this process once process `pid` has ended (at once if it already has)."""
+    import select
+
+    try:
+        handle = os.pidfd_open(pid)
+    except OSError:
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
+
+    def watch():
+        select.select([handle], [], [])
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent watch", daemon=True).start()
+
+
 def serve(address: str) -> None:
     """Loads the libraries, then forks a command per request until stdin closes."""
     import selectors
@@ -327,6 +388,8 @@ def serve(address: str) -> None:
 
     import dlkeras.train  # noqa: F401
 
+    global HOME
+    HOME = (address, os.environ["KERAS_BACKEND"])
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     listener.bind(address)
     listener.listen(64)
@@ -347,14 +410,15 @@ def serve(address: str) -> None:
             elif key.fileobj is listener:
                 connection, _ = listener.accept()
                 message, fds, _, _ = socket.recv_fds(connection, MESSAGE_BYTES, 3)
+                request = json.loads(message)
                 sys.stdout.flush()
                 sys.stderr.flush()
                 pid = os.fork()
                 if pid == 0:
-                    _run_child(json.loads(message), fds,
-                               [listener, connection, *children.values()], (wake_read, wake_write))
-                try:  # its own process group before the test learns its pid (the child too)
-                    os.setpgid(pid, pid)
+                    _run_child(request, fds, [listener, connection, *children.values()],
+                               (wake_read, wake_write))
+                try:  # its process group before the test learns its pid (the child too)
+                    os.setpgid(pid, request.get("pgid", pid))
                 except OSError:  # it did so itself, or has already ended
                     pass
                 for fd in fds:
@@ -385,12 +449,13 @@ def _reap(children: dict) -> None:
 
 def _run_child(request: dict, fds, sockets, wake_fds) -> None:
     """In the fork: becomes `python -m MODULE ARGS` (`-c CODE ARGS`, `SCRIPT ARGS`) in its own
-    process group; never returns."""
+    process group (or the request's "pgid"); never returns. A `--workers` launcher starts its
+    workers as forks of this server too (`_sibling_popen`)."""
     import traceback
 
     status = 1
     try:
-        os.setpgid(0, 0)
+        os.setpgid(0, request.get("pgid", 0))
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         for item in sockets:
@@ -400,6 +465,10 @@ def _run_child(request: dict, fds, sockets, wake_fds) -> None:
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
             os.close(fd)
+        if request.get("parent"):
+            _watch_parent(request["parent"])
+        if WORKERS in request["args"]:
+            subprocess.Popen = _sibling_popen
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])

@@ -22,7 +22,10 @@ BAD_KEY = ["--recipe", "mlp_churn", "--set", "train.nope=1"]
     ("dlkeras.train", ["--recipe", "mine.toml"], {}, None),  # known only once it runs
     ("dlkeras.train", ["--recipe", "mlp_churn", "--set", "backend=jax"], {}, None),
     ("dlkeras.train", [], {}, None),
-    ("dlkeras.train", ["--recipe", "mlp_churn", "--workers", "2"], {"KERAS_BACKEND": "jax"}, None),
+    # a train launcher: JAX (its default and its workers'); on another backend it refuses at once
+    ("dlkeras.train", ["--recipe", "mlp_churn", "--workers", "2"], {}, "jax"),
+    ("dlkeras.train", ["--recipe", "mlp_churn", "--workers", "2"], {"KERAS_BACKEND": "torch"}, None),
+    ("dlkeras.tune", ["--recipe", "mlp_churn", "--workers", "2"], {}, "tensorflow"),
     ("evil_layers", [], {}, None),
 ])
 def test_backend_of_is_the_backend_a_fresh_interpreter_would_load(module, args, env, expected):
@@ -90,3 +93,20 @@ def test_code_and_scripts_run_in_a_fork_as_in_a_fresh_interpreter(tmp_path):
         assert forked == fresh.stdout and forked.startswith("__main__ [")
     no_backend = {k: v for k, v in env.items() if k != "KERAS_BACKEND"}  # known once it runs
     assert prestart.fork([sys.executable, "-c", SHOW], env=no_backend, cwd=tmp_path) is None
+
+
+def test_a_fork_placed_as_a_launchers_worker_joins_its_group_and_ends_with_it(tmp_path):
+    """What `_sibling_popen` asks for a `--workers` launcher's worker: the launcher's process
+    group (a killpg of the launcher reaches it) and SIGTERM once the launcher has ended."""
+    launcher = subprocess.Popen(["sleep", "120"], process_group=0)
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+    try:
+        worker = prestart.fork([sys.executable, "-c", "import time; time.sleep(120)"], env=env,
+                               cwd=tmp_path, placement={"pgid": launcher.pid, "parent": launcher.pid})
+        assert isinstance(worker, prestart.Forked), "no server took the command"
+        assert os.getpgid(worker.pid) == launcher.pid
+        assert worker.poll() is None
+    finally:
+        launcher.kill()
+        launcher.wait()
+    assert worker.wait(timeout=30) == -signal.SIGTERM
