@@ -49,11 +49,16 @@ def interleaved_ms(predicts: dict, inputs: list, budget: float = BUDGET_SECONDS,
     Each round calls every contender once on the same input (`inputs` taken in turn), so load
     from other jobs on a shared machine falls on all of them alike. Rounds stop when `budget`
     seconds per contender are spent (at least 5, at most `max_repeats`), after `warmup` calls
-    of each (at least one per input). With one contender, it is timed alone.
+    of each (at least one per input shape: a new shape may trace the model again). With one
+    contender, it is timed alone.
     """
+    firsts = {}  # shape -> the first input of that shape
+    for x in inputs:
+        firsts.setdefault(shape_key(x), x)
+    warm = [*firsts.values(), *(inputs[index % len(inputs)] for index in range(max(0, warmup - len(firsts))))]
     for predict in predicts.values():
-        for index in range(max(warmup, len(inputs))):
-            predict(inputs[index % len(inputs)])
+        for x in warm:
+            predict(x)
     times = {key: [] for key in predicts}
     spent, rounds = 0.0, 0
     while rounds < 5 or (spent < budget * len(predicts) and rounds < max_repeats):
@@ -64,6 +69,13 @@ def interleaved_ms(predicts: dict, inputs: list, budget: float = BUDGET_SECONDS,
             spent += times[key][-1]
         rounds += 1
     return {key: 1000 * statistics.median(values) for key, values in times.items()}
+
+
+def shape_key(inputs) -> tuple:
+    """The shapes of an input (array or dict of arrays; None has none), as a hashable key."""
+    if isinstance(inputs, dict):
+        return tuple(sorted((name, np.shape(value)) for name, value in inputs.items()))
+    return () if inputs is None else np.shape(inputs)
 
 
 def thread_counts() -> list[int]:

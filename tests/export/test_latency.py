@@ -42,3 +42,18 @@ def test_texts_of_another_width_trace_it_once_more_for_any_width():
     outputs = [compiled(batch(rows, width)) for rows, width in ((32, 24), (5, 24), (1, 8), (1, 16), (3, 40))]
     assert (Traced.traces - before) // 2 == 2  # two layers trace per graph: widths 24, then any
     assert [output[0].tolist() for output in outputs] == [[w, w] for w in (24.0, 24.0, 8.0, 16.0, 40.0)]
+
+
+def test_warm_up_calls_each_input_shape_before_timing_and_at_least_the_warmup_count():
+    calls = []
+
+    def predict(x):
+        calls.append(np.shape(x))
+
+    same = [np.zeros((1, 3))] * 8
+    latency.interleaved_ms({"one": predict}, same, budget=0.0, warmup=2)
+    assert len(calls) == 2 + 5  # two warm-up calls, then the five timed rounds
+    calls.clear()
+    widths = [np.zeros((1, w)) for w in (3, 5, 3, 7, 5)]
+    latency.interleaved_ms({"one": predict}, widths, budget=0.0, warmup=2)
+    assert calls[:3] == [(1, 3), (1, 5), (1, 7)] and len(calls) == 3 + 5
