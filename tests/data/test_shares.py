@@ -15,7 +15,6 @@ from PIL import Image
 
 from dlkeras.data import image_files, shares
 
-
 PRELOAD = ["numpy", "PIL.Image", "tensorflow", "keras", "keras_hub", "dlkeras.data.image_files",
            "dlkeras.data.tokenize"]
 
