@@ -12,6 +12,18 @@ share_cores()  # before anything here imports TensorFlow or starts a command
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_configure(config):
+    """Under pytest-xdist, the controller starts the prestarted interpreters' servers once for
+    all its workers (tests/prestart.py), before the workers start."""
+    workers = getattr(config.option, "numprocesses", None)
+    if isinstance(workers, int) and workers > 0 and not hasattr(config, "workerinput"):
+        import prestart
+
+        environ = {**os.environ, "PYTEST_XDIST_WORKER_COUNT": str(workers)}
+        share_cores(environ)
+        prestart.start_shared({k: v for k, v in environ.items() if k != "PYTEST_XDIST_WORKER_COUNT"})
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """Under `pytest -n N --dist loadgroup --no-loadscope-reorder` (make test), tests that share

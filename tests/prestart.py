@@ -20,6 +20,10 @@ server too (`_sibling_popen`): each worker joins the launcher's process group (a
 launcher reaches them, as with fresh workers) and gets SIGTERM when the launcher dies (as the
 launcher's `_die_with_parent` does for fresh ones).
 
+Under pytest-xdist the controller starts one server per backend before its workers start
+(`start_shared`, from tests/conftest.py), and every worker forks from those: a server costs 5-6 s
+of CPU to start, once per run instead of once per worker.
+
 Forks share the server's hash seed and NumPy's global random state; the interpreter's own
 `random` reseeds in each fork.
 
@@ -55,6 +59,9 @@ RECIPE_COMMANDS = ("dlkeras.train", "dlkeras.tune", "dlkeras.check")
 WORKERS = "--workers"
 MULTI_WORKER_TRAIN_BACKENDS = ("jax",)
 MESSAGE_BYTES = 1 << 20
+# {backend: [socket address, server pid]} of the servers the xdist controller started
+SHARED = "DLKERAS_TEST_PRESTART_SHARED"
+SHARED_WAIT_SECONDS = 300  # for a shared server to be ready (it imports under the workers' load)
 
 
 def backend_of(module: str, args, env: dict) -> str | None:
@@ -215,24 +222,74 @@ class Servers:
     def _address(self, backend: str) -> str | None:
         with self._lock:
             if backend not in self._servers:
-                self._servers[backend] = self._launch(backend)
+                shared = json.loads(os.environ.get(SHARED) or "{}").get(backend)
+                address = shared and _wait_ready(*shared)
+                self._servers[backend] = (None, address) if address else self._launch(backend)
             server = self._servers[backend]
         return server and server[1]
 
     def _launch(self, backend: str):
-        import atexit
-        import tempfile
-
-        folder = tempfile.mkdtemp(prefix="dlkeras-prestart-")
-        address = os.path.join(folder, f"{backend}.sock")
-        env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
-        server = subprocess.Popen([sys.executable, __file__, address], cwd=ROOT, env=env,
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=subprocess.DEVNULL)
-        atexit.register(_stop, server, folder)
+        server, address = spawn(backend, os.environ)
         if server.stdout.readline().strip() != b"ready":
             return None
         return server, address
+
+
+def spawn(backend: str, environ) -> tuple[subprocess.Popen, str]:
+    """A server of `backend` starting (it prints "ready" once it listens), with `environ`;
+    stopped when this process exits."""
+    import atexit
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="dlkeras-prestart-")
+    address = os.path.join(folder, f"{backend}.sock")
+    env = {**environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    server = subprocess.Popen([sys.executable, __file__, address], cwd=ROOT, env=env,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL)
+    atexit.register(_stop, server, folder)
+    return server, address
+
+
+def start_shared(workers_environ: dict) -> None:
+    """In pytest-xdist's controller: starts a server per backend now, without waiting, with the
+    environment its workers will have (`workers_environ`: the thread settings of
+    `support.share_cores`, which torch reads once, at import), and names them in SHARED for
+    the workers, which inherit it. Nothing when DLKERAS_TEST_PRESTART=0."""
+    if os.environ.get(VARIABLE) == "0":
+        return
+    shared = {}
+    for backend in BACKENDS:
+        server, address = spawn(backend, workers_environ)
+        shared[backend] = [address, server.pid]
+    os.environ[SHARED] = json.dumps(shared)
+
+
+def _wait_ready(address: str, pid: int) -> str | None:
+    """`address` once its server listens (it marks that with ADDRESS.ready); None when the
+    server has ended or is not ready in SHARED_WAIT_SECONDS (the worker then starts its own)."""
+    deadline = time.monotonic() + SHARED_WAIT_SECONDS
+    while not os.path.exists(f"{address}.ready"):
+        if not _alive(pid) or time.monotonic() > deadline:
+            return None
+        time.sleep(0.1)
+    return address
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` runs (an ended child of another process stays a zombie until
+    that process reaps it: not alive)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
 
 
 def request_fork(address: str, request: dict, stdout=None, stderr=None, text=False):
@@ -393,6 +450,8 @@ def serve(address: str) -> None:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     listener.bind(address)
     listener.listen(64)
+    with open(f"{address}.ready", "w"):  # for workers that did not start it (`_wait_ready`)
+        pass
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_write, False)
     signal.set_wakeup_fd(wake_write)

@@ -110,3 +110,30 @@ def test_a_fork_placed_as_a_launchers_worker_joins_its_group_and_ends_with_it(tm
         launcher.kill()
         launcher.wait()
     assert worker.wait(timeout=30) == -signal.SIGTERM
+
+
+def test_a_shared_server_is_waited_for_until_ready_and_given_up_once_ended(tmp_path):
+    address = str(tmp_path / "tensorflow.sock")
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    assert prestart._wait_ready(address, ended.pid) is None  # no wait for a server that is gone
+    running = subprocess.Popen(["sleep", "60"])
+    try:
+        (tmp_path / "tensorflow.sock.ready").touch()
+        assert prestart._wait_ready(address, running.pid) == address
+    finally:
+        running.kill()
+        running.wait()
+
+
+@pytest.mark.skipif(not os.environ.get(prestart.SHARED), reason="only under make test's workers")
+def test_under_xdist_commands_fork_from_the_servers_the_controller_started(tmp_path):
+    import json
+
+    shared_pid = json.loads(os.environ[prestart.SHARED])["tensorflow"][1]
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+    process = prestart.popen([sys.executable, "-c", "import os; print(os.getppid())"], env=env,
+                             cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    assert isinstance(process, prestart.Forked), "no server took the command"
+    out, _ = process.communicate(timeout=120)
+    assert int(out) == shared_pid

@@ -77,11 +77,44 @@ def test_saved_model_cli_shows_the_raw_and_the_model_input_signatures(exported):
     assert "inputs['token_ids']" in tokens and "inputs['padding_mask']" in tokens
 
 
-def test_a_tensorflow_only_client_gets_what_the_keras_model_gives(examples, tmp_path):
+def bad_requests(examples) -> list[dict]:
+    """One raw request per way of being wrong, each with the reason it must be refused for."""
+    def broken(name, change, reason):
+        folder, feed = examples[name][0], as_json(examples[name][1])
+        change(feed)
+        return {"folder": str(folder), "inputs": feed, "reason": reason}
+
+    def gap(feed):  # one series skips a day
+        feed["date"][0] = feed["date"][0][:2] + feed["date"][0][3:] + ["2099-01-01"]
+
+    numeric = next(n for n, s in examples["mlp_churn"][3].spec.items() if s.dtype.name == "float64")
+    return [
+        broken("bert_tickets", lambda feed: feed["text"].__setitem__(0, "   "), "non-empty"),
+        broken("lstm_sales", gap, "consecutive days"),
+        broken("lstm_sales", lambda feed: feed["date"][0].__setitem__(0, "2023-02-30"),
+               "does not exist"),
+        broken("effnet_defects",
+               lambda feed: feed["image_bytes"].__setitem__(0, {"b64": "bm90IGFuIGltYWdl"}),
+               "Unknown image file format"),
+        broken("mlp_churn", lambda feed: feed[numeric].__setitem__(0, float("inf")), "not finite"),
+    ]
+
+
+@pytest.fixture(scope="module")
+def client(examples, tmp_path_factory):
+    """(the families' names, their answers, the bad requests, their answers): one
+    TensorFlow-only interpreter answers the requests of both tests below."""
     names = sorted(FAMILIES)
-    answers = tensorflow_only([{"folder": str(examples[n][0]), "inputs": as_json(examples[n][1])}
-                               for n in names], tmp_path)
-    for name, answer in zip(names, answers):
+    good = [{"folder": str(examples[n][0]), "inputs": as_json(examples[n][1])} for n in names]
+    bad = bad_requests(examples)
+    answers = tensorflow_only([*good, *({k: v for k, v in r.items() if k != "reason"} for r in bad)],
+                              tmp_path_factory.mktemp("client"))
+    return names, answers[:len(good)], bad, answers[len(good):]
+
+
+def test_a_tensorflow_only_client_gets_what_the_keras_model_gives(examples, client):
+    names, answers, _, _ = client
+    for name, answer in zip(names, answers, strict=True):
         _, _, keras_outputs, signature, test, chosen, preprocessing = examples[name]
         assert "error" not in answer, (name, answer)
         outputs = {key: np.asarray(value) for key, value in answer.items()}
@@ -97,28 +130,11 @@ def test_a_tensorflow_only_client_gets_what_the_keras_model_gives(examples, tmp_
             np.testing.assert_allclose(outputs["forecast"], keras_outputs * std + mean, rtol=1e-5)
 
 
-def test_bad_raw_inputs_are_refused_with_their_reason(examples, tmp_path):
-    def broken(name, change):
-        folder, feed = examples[name][0], as_json(examples[name][1])
-        change(feed)
-        return {"folder": str(folder), "inputs": feed}
-
-    def gap(feed):  # one series skips a day
-        feed["date"][0] = feed["date"][0][:2] + feed["date"][0][3:] + ["2099-01-01"]
-
-    numeric = next(n for n, s in examples["mlp_churn"][3].spec.items() if s.dtype.name == "float64")
-    requests = [
-        broken("bert_tickets", lambda feed: feed["text"].__setitem__(0, "   ")),
-        broken("lstm_sales", gap),
-        broken("lstm_sales", lambda feed: feed["date"][0].__setitem__(0, "2023-02-30")),
-        broken("effnet_defects",
-               lambda feed: feed["image_bytes"].__setitem__(0, {"b64": "bm90IGFuIGltYWdl"})),
-        broken("mlp_churn", lambda feed: feed[numeric].__setitem__(0, float("inf"))),
-    ]
-    answers = tensorflow_only(requests, tmp_path)
-    reasons = ["non-empty", "consecutive days", "does not exist", "Unknown image file format", "not finite"]
-    for answer, reason in zip(answers, reasons):
-        assert "error" in answer and reason in answer["error"], answer
+def test_bad_raw_inputs_are_refused_with_their_reason(client):
+    _, _, requests, answers = client
+    assert len(answers) == len(requests)
+    for request, answer in zip(requests, answers, strict=True):
+        assert "error" in answer and request["reason"] in answer["error"], answer
 
 
 def test_a_test_split_with_no_encoded_form_is_reported_unchecked_not_failed():
