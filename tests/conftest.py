@@ -4,7 +4,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support import FAMILIES, LONGEST_GROUPS, SmokeRuns, recording, run_cli, share_cores, xdist_group
+from support import (
+    FAMILIES,
+    LONGEST_GROUPS,
+    SHARED_CACHE,
+    SmokeRuns,
+    recording,
+    run_cli,
+    share_cores,
+    xdist_group,
+)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 share_cores()  # before anything here imports TensorFlow or starts a command
@@ -12,16 +21,31 @@ share_cores()  # before anything here imports TensorFlow or starts a command
 ROOT = Path(__file__).resolve().parents[1]
 
 
+CACHE_KEY = pytest.StashKey[str]()
+
+
 def pytest_configure(config):
     """Under pytest-xdist, the controller starts the prestarted interpreters' servers once for
-    all its workers (tests/prestart.py), before the workers start."""
+    all its workers (tests/prestart.py), before the workers start, and makes the one folder of
+    generated assets they share (`isolated_cache`)."""
     workers = getattr(config.option, "numprocesses", None)
     if isinstance(workers, int) and workers > 0 and not hasattr(config, "workerinput"):
+        import tempfile
+
         import prestart
 
         environ = {**os.environ, "PYTEST_XDIST_WORKER_COUNT": str(workers)}
         share_cores(environ)
         prestart.start_shared({k: v for k, v in environ.items() if k != "PYTEST_XDIST_WORKER_COUNT"})
+        if not os.environ.get(SHARED_CACHE):  # else the enclosing run's (a pytest run in a test)
+            os.environ[SHARED_CACHE] = config.stash[CACHE_KEY] = tempfile.mkdtemp(prefix="dlkeras-cache-")
+
+
+def pytest_unconfigure(config):
+    if CACHE_KEY in config.stash:
+        import shutil
+
+        shutil.rmtree(config.stash[CACHE_KEY], ignore_errors=True)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -39,8 +63,12 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory):
-    """Generated assets (tiny presets, synthetic data) go to a per-session folder."""
-    os.environ["DLKERAS_CACHE"] = str(tmp_path_factory.mktemp("dlkeras-cache"))
+    """Generated assets (tiny presets, synthetic data, JAX's compiled programs, the precision
+    probe) go to a folder of this run: under pytest-xdist one the controller made for all its
+    workers, which dlkeras writes to as concurrent runs on one machine do (each asset complete
+    or absent, JAX's cache under its lock); else one of this session's."""
+    shared = os.environ.get(SHARED_CACHE)
+    os.environ["DLKERAS_CACHE"] = shared or str(tmp_path_factory.mktemp("dlkeras-cache"))
 
 
 @pytest.fixture(scope="session")

@@ -255,8 +255,9 @@ def start_shared(workers_environ: dict) -> None:
     """In pytest-xdist's controller: starts a server per backend now, without waiting, with the
     environment its workers will have (`workers_environ`: the thread settings of
     `support.share_cores`, which torch reads once, at import), and names them in SHARED for
-    the workers, which inherit it. Nothing when DLKERAS_TEST_PRESTART=0."""
-    if os.environ.get(VARIABLE) == "0":
+    the workers, which inherit it. Nothing when DLKERAS_TEST_PRESTART=0, or when SHARED names
+    servers already (a pytest run inside a test of this one uses the enclosing run's)."""
+    if os.environ.get(VARIABLE) == "0" or os.environ.get(SHARED):
         return
     shared = {}
     for backend in BACKENDS:

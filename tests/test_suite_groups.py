@@ -1,6 +1,19 @@
 """How make test splits the suite across xdist workers (tests/conftest.py, tests/support.py)."""
 
-from support import LONGEST_GROUPS, ROOT, SMOKE_RUN_USERS, SMOKE_RUNS, TESTS, share_cores, xdist_group
+import os
+from pathlib import Path
+
+import pytest
+from support import (
+    LONGEST_GROUPS,
+    ROOT,
+    SHARED_CACHE,
+    SMOKE_RUN_USERS,
+    SMOKE_RUNS,
+    TESTS,
+    share_cores,
+    xdist_group,
+)
 
 
 def test_every_longest_group_names_a_test_folder_or_file():
@@ -80,3 +93,9 @@ def test_workers_split_the_cores_between_them_and_keep_what_is_set():
     alone = {}
     share_cores(alone, cores=2)
     assert alone == {}
+
+
+@pytest.mark.skipif(not os.environ.get(SHARED_CACHE), reason="only under make test's workers")
+def test_under_xdist_every_worker_uses_the_folder_of_assets_the_controller_made():
+    assert os.environ["DLKERAS_CACHE"] == os.environ[SHARED_CACHE]
+    assert Path(os.environ[SHARED_CACHE]).is_dir()
