@@ -21,7 +21,7 @@ launcher reaches them, as with fresh workers) and gets SIGTERM when the launcher
 launcher's `_die_with_parent` does for fresh ones).
 
 Under pytest-xdist the controller starts one server per backend before its workers start
-(`start_shared`, from tests/conftest.py), and every worker forks from those: a server costs 5-6 s
+(`start_shared`, from tests/conftest.py), and every worker forks from those: a server costs 4-6 s
 of CPU to start, once per run instead of once per worker.
 
 Forks share the server's hash seed and NumPy's global random state; the interpreter's own
@@ -398,7 +398,7 @@ def _stop(server: subprocess.Popen, folder: str) -> None:
 
 
 _REAL_POPEN = subprocess.Popen
-HOME: tuple[str, str] | None = None  # (address, backend) of the server this process is or forked from
+THIS_SERVER: tuple[str, str] | None = None  # (address, backend) of the server this process is, or forked from
 
 
 def _sibling_popen(argv, **options):
@@ -410,8 +410,8 @@ def _sibling_popen(argv, **options):
     if parsed is not None and set(options) <= {"env", "stdout", "stderr", "cwd", "preexec_fn"}:
         program, args = parsed
         env = dict(options.get("env") or os.environ)
-        if program_backend(program, args, env) == HOME[1]:
-            process = request_fork(HOME[0], {
+        if program_backend(program, args, env) == THIS_SERVER[1]:
+            process = request_fork(THIS_SERVER[0], {
                 **program, "args": args, "env": env, "cwd": str(options.get("cwd") or os.getcwd()),
                 "pgid": os.getpgid(0), "parent": os.getpid(),
             }, options.get("stdout"), options.get("stderr"))
@@ -446,8 +446,8 @@ def serve(address: str) -> None:
 
     import dlkeras.train  # noqa: F401
 
-    global HOME
-    HOME = (address, os.environ["KERAS_BACKEND"])
+    global THIS_SERVER
+    THIS_SERVER = (address, os.environ["KERAS_BACKEND"])
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     listener.bind(address)
     listener.listen(64)

@@ -18,11 +18,11 @@ LONGEST_GROUPS = (SMOKE_RUNS, "tests/test_workers.py", "tests/test_notebooks.py"
 # The test files and folders that read the session's smoke runs (the `smoke_run`, `trained` and
 # `exported` fixtures in conftest.py): one group, so that each recipe trains and exports once per
 # session, not once per worker.
+SMOKE_RUN_USERS = ("tests/export", "tests/serving", "tests/test_train.py",
+                   "tests/recipes/test_effnet_defects.py")
 # the folder of generated assets (DLKERAS_CACHE) that make test's workers share, made by the
 # xdist controller (tests/conftest.py)
 SHARED_CACHE = "DLKERAS_TEST_CACHE"
-SMOKE_RUN_USERS = ("tests/export", "tests/serving", "tests/test_train.py",
-                   "tests/recipes/test_effnet_defects.py")
 
 
 def run_cli(args, env=None, timeout=600, module="dlkeras.train", **kwargs):
