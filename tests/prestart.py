@@ -213,13 +213,15 @@ class Servers:
         if os.environ.get(VARIABLE) == "0":
             return None
         backend = program_backend(program, args, env)
-        address = backend and self._address(backend)
+        address = backend and self.address(backend)
         if address is None:
             return None
         return request_fork(address, {**program, "args": [str(a) for a in args], "env": env,
                                       "cwd": str(cwd), **(placement or {})}, stdout, stderr, text)
 
-    def _address(self, backend: str) -> str | None:
+    def address(self, backend: str) -> str | None:
+        """The socket of the server of `backend` (started here, or shared by the xdist
+        controller); None when none could start."""
         with self._lock:
             if backend not in self._servers:
                 shared = json.loads(os.environ.get(SHARED) or "{}").get(backend)
@@ -470,7 +472,13 @@ def serve(address: str) -> None:
             elif key.fileobj is listener:
                 connection, _ = listener.accept()
                 message, fds, _, _ = socket.recv_fds(connection, MESSAGE_BYTES, 3)
-                request = json.loads(message)
+                try:
+                    request = json.loads(message)
+                except ValueError:  # a client gone before it asked: nothing to run
+                    for fd in fds:
+                        os.close(fd)
+                    connection.close()
+                    continue
                 sys.stdout.flush()
                 sys.stderr.flush()
                 pid = os.fork()

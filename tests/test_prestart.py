@@ -137,3 +137,17 @@ def test_under_xdist_commands_fork_from_the_servers_the_controller_started(tmp_p
     assert isinstance(process, prestart.Forked), "no server took the command"
     out, _ = process.communicate(timeout=120)
     assert int(out) == shared_pid
+
+
+def test_a_client_that_leaves_before_asking_does_not_stop_the_server(tmp_path):
+    import socket
+
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+    address = prestart.SERVERS.address("tensorflow")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as gone:
+        gone.connect(address)
+        gone.send(b"")  # an empty request, then nothing more
+    process = prestart.popen([sys.executable, "-c", "print('still here')"], env=env, cwd=tmp_path,
+                             stdout=subprocess.PIPE, text=True)
+    assert isinstance(process, prestart.Forked), "the server stopped"
+    assert process.communicate(timeout=120)[0] == "still here\n"
