@@ -2,7 +2,8 @@
 
 A fresh `python -m dlkeras.train` spends 7-9 s of CPU importing TensorFlow, Keras and their
 libraries before it reads its first argument, and the suite starts about a hundred of them.
-Here one server per backend (per pytest process) imports them once; each command then runs in
+Here one server per backend (per pytest process, or per run under pytest-xdist, below) imports
+them once; each command then runs in
 a fork of it: its own process, with its own pid, process group, working folder, environment,
 arguments, stdin, stdout and stderr, exit status and signals, running the module's `__main__`
 code as `python -m` would (or, for `python -c CODE` and `python SCRIPT.py`, the code or the
