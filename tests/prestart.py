@@ -3,13 +3,13 @@
 A fresh `python -m dlkeras.train` spends 7-9 s of CPU importing TensorFlow, Keras and their
 libraries before it reads its first argument, and the suite starts about a hundred of them.
 Here one server per backend (per pytest process, or per run under pytest-xdist, below) imports
-them once; each command then runs in
-a fork of it: its own process, with its own pid, process group, working folder, environment,
-arguments, stdin, stdout and stderr, exit status and signals, running the module's `__main__`
-code as `python -m` would (or, for `python -c CODE` and `python SCRIPT.py`, the code or the
-script as `__main__`). What a fork cannot show is what happens while those libraries load
-(start-up notices, what a command imports): the tests of that (tests/test_quiet_start.py,
-tests/test_cli.py, the `-c` import checks) start fresh interpreters.
+them once; each command then runs in a fork of it: its own process, with its own pid, process
+group, working folder, environment, arguments, stdin, stdout and stderr, exit status and
+signals, running the module's `__main__` code as `python -m` would (or, for `python -c CODE`
+and `python SCRIPT.py`, the code or the script as `__main__`). What a fork cannot show is what
+happens while those libraries load (start-up notices, what a command imports): the tests of
+that (tests/test_quiet_start.py, tests/test_cli.py, the `-c` import checks) start fresh
+interpreters.
 
 A command goes to a server only when the backend a fresh interpreter would choose is known
 before it starts (`backend_of`; for code and scripts, only from KERAS_BACKEND); anything else,
