@@ -34,9 +34,9 @@ def pytest_configure(config):
 
         import prestart
 
-        environ = {**os.environ, "PYTEST_XDIST_WORKER_COUNT": str(workers)}
-        share_cores(environ)
-        prestart.start_shared({k: v for k, v in environ.items() if k != "PYTEST_XDIST_WORKER_COUNT"})
+        environ = dict(os.environ)
+        share_cores(environ, workers=workers)  # the workers' thread settings, for the servers
+        prestart.start_shared(environ)
         if not os.environ.get(SHARED_CACHE):  # else the enclosing run's (a pytest run in a test)
             os.environ[SHARED_CACHE] = config.stash[CACHE_KEY] = tempfile.mkdtemp(prefix="dlkeras-cache-")
 

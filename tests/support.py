@@ -37,13 +37,15 @@ def run_cli(args, env=None, timeout=600, module="dlkeras.train", **kwargs):
     )
 
 
-def share_cores(environ=os.environ, cores: int | None = None) -> None:
+def share_cores(environ=os.environ, cores: int | None = None, workers: int | None = None) -> None:
     """Under `make test`'s N workers (pytest-xdist), each worker's TensorFlow and torch, and the
     commands it starts (they inherit the variables), compute with cores // N threads within an
     op instead of one per core: N workers on N cores otherwise run N threads per core
     (`bench/test_threads.py`: two test files under two workers took 1.08x the wall time and 1.10x
-    the CPU time that way). Variables already set are kept; a single-process run is left alone."""
-    workers = int(environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    the CPU time that way). Variables already set are kept; a single-process run is left alone.
+    `workers`: N, where `environ` is not a worker's (the xdist controller's); default: the
+    worker's PYTEST_XDIST_WORKER_COUNT."""
+    workers = workers if workers is not None else int(environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
     if workers < 2:
         return
     threads = str(max(1, (cores or os.cpu_count() or 1) // workers))

@@ -93,6 +93,9 @@ def test_workers_split_the_cores_between_them_and_keep_what_is_set():
     alone = {}
     share_cores(alone, cores=2)
     assert alone == {}
+    controller = {}  # the xdist controller names its workers' count (its servers' settings)
+    share_cores(controller, cores=8, workers=2)
+    assert controller == {"TF_NUM_INTRAOP_THREADS": "4", "OMP_NUM_THREADS": "4"}
 
 
 @pytest.mark.skipif(not os.environ.get(SHARED_CACHE), reason="only under make test's workers")
