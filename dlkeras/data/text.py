@@ -151,11 +151,12 @@ def build(config, seed: int, preset: str = "") -> Datasets:
         train_lengths=counts if config.group_by_length else None,
         whole_batch=tokenize.with_batch_width(length),
     )
+    packer = tokenize.packer_graph(tokenizer, length)  # traced once, for validation and test
 
     def make(x, y, training: bool):
         if training:  # each batch padded to its longest text, all processes alike
             return make_training({"text": x.astype(str), "tokens": counts}, y, True)
-        packed = shares.share(lambda share: tokenize.pack_texts(tokenizer, length, share),
+        packed = shares.share(lambda share: tokenize.pack_texts(tokenizer, length, share, packer),
                               x.astype(str).tolist(), "tokenizing evaluation texts")
         return pipeline.make_dataset(packed, y, config.batch_size, training=False, seed=seed,
                                      transform=lambda inputs: tokenize.trim_batch(**inputs))
