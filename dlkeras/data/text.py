@@ -146,12 +146,12 @@ def build(config, seed: int, preset: str = "") -> Datasets:
         fingerprint=fingerprint(frame.to_csv(index=False), config.text_column, config.label_column),
         notes=notes,
     )
+    packer = tokenize.packer_graph(tokenizer, length)  # traced once, for every split
     make_training = classification.array_datasets(
-        config, seed, transform=tokenize.build_training_preprocessor(tokenizer, length),
+        config, seed, transform=tokenize.build_training_preprocessor(tokenizer, length, packer),
         train_lengths=counts if config.group_by_length else None,
         whole_batch=tokenize.with_batch_width(length),
     )
-    packer = tokenize.packer_graph(tokenizer, length)  # traced once, for validation and test
 
     def make(x, y, training: bool):
         if training:  # each batch padded to its longest text, all processes alike

@@ -184,10 +184,15 @@ def with_batch_width(sequence_length: int):
     return widen
 
 
-def build_training_preprocessor(tokenizer, sequence_length: int):
+def build_training_preprocessor(tokenizer, sequence_length: int, packer=None):
     """A tf.data function from training batches of {"text", "width"} (`with_batch_width`) to
-    model inputs padded to "width": what `build_preprocessor` gives for the whole batch."""
-    pack = build_packer(tokenizer, sequence_length)
+    model inputs padded to "width": what `build_preprocessor` gives for the whole batch.
+
+    Args:
+        packer: the `packer_graph` of this tokenizer and length, when one is at hand: the
+            pipeline then calls its trace instead of tracing the tokenizer again.
+    """
+    pack = packer or build_packer(tokenizer, sequence_length)
 
     def preprocess(batch):
         return trim_to(*pack(batch["text"]), batch["width"][0])

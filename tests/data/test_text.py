@@ -44,6 +44,28 @@ def test_pipeline_tokenizes_into_trimmed_batches(tmp_path):
     assert any("sequence length" in note for note in info.notes)
 
 
+def test_one_packer_trace_tokenizes_every_split_as_separate_traces_do():
+    """The packer graph a data build makes is traced once, then packs evaluation texts of any
+    count and feeds the training pipeline, with the values separate traces give."""
+    import tensorflow as tf
+
+    from dlkeras.data import tokenize
+
+    tokenizer = tokenize.load_tokenizer("tiny_bert_random")
+    packer = tokenize.packer_graph(tokenizer, 16)
+    rng = np.random.default_rng(0)
+    for count in (1, 40):
+        texts = [" ".join(rng.choice(WORDS, rng.integers(1, 20))) for _ in range(count)]
+        shared, own = (tokenize.pack_texts(tokenizer, 16, texts, p) for p in (packer, None))
+        assert shared.keys() == own.keys()
+        assert all(np.array_equal(shared[key], own[key]) for key in own)
+    batch = tf.data.Dataset.from_tensors({"text": texts, "width": [16] * len(texts)})
+    shared, own = ([tf.nest.map_structure(np.asarray, inputs) for inputs in batch.map(
+        tokenize.build_training_preprocessor(tokenizer, 16, p))] for p in (packer, None))
+    assert all(np.array_equal(shared[0][key], own[0][key]) for key in own[0])
+    assert packer.experimental_get_tracing_count() == 1
+
+
 def test_sequence_length_follows_the_data_and_its_cap(tmp_path):
     rng = np.random.default_rng(1)
     path = write_tickets(tmp_path / "long.csv", ["a", "b"] * 20, rng, words=300)
