@@ -66,6 +66,25 @@ def test_one_packer_trace_tokenizes_every_split_as_separate_traces_do():
     assert packer.experimental_get_tracing_count() == 1
 
 
+def test_raw_converter_gives_what_the_eager_tokenizer_gives_for_any_batch():
+    """Predict's and the server's converter tokenizes in a graph: the same ids, masks and
+    widths as the tokenizer and packer called eagerly, accents and emoji included."""
+    from dlkeras.data import text, tokenize
+
+    convert = text.build_raw_converter({"kind": "text", "preset": "tiny_bert_random",
+                                        "sequence_length": 16})
+    eager = tokenize.build_preprocessor(tokenize.load_tokenizer("tiny_bert_random"), 16)
+    rng = np.random.default_rng(1)
+    for count in (1, 3, 33):
+        texts = [" ".join(rng.choice([*WORDS, "café", "naïve", "✈️"], rng.integers(1, 30)))
+                 for _ in range(count)]
+        got, want = convert(texts), eager(np.array(texts, dtype=object))
+        assert got.keys() == want.keys()
+        for key, value in want.items():
+            assert got[key].dtype == np.asarray(value).dtype
+            assert np.array_equal(got[key], np.asarray(value)), key
+
+
 def test_sequence_length_follows_the_data_and_its_cap(tmp_path):
     rng = np.random.default_rng(1)
     path = write_tickets(tmp_path / "long.csv", ["a", "b"] * 20, rng, words=300)
