@@ -273,6 +273,33 @@ class RunDir:
         """Adds `entries` (e.g. the distribution) to env.json."""
         write_json_atomic(self.env_json, {**json.loads(self.env_json.read_text()), **entries})
 
+    def copy_settled(self, folder: Path) -> RunDir:
+        """A copy of this run in `folder/<its name>`, taken while another process may be writing
+        to it: files still being written (hidden temporaries, renamed into place when done) and
+        files removed during the copy are left out.
+        """
+        import shutil
+
+        def copy(source: Path, target: Path) -> None:
+            target.mkdir(parents=True, exist_ok=True)
+            try:
+                entries = sorted(source.iterdir())
+            except FileNotFoundError:
+                return
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                try:
+                    if entry.is_dir():
+                        copy(entry, target / entry.name)
+                    else:
+                        shutil.copy2(entry, target / entry.name)
+                except FileNotFoundError:
+                    continue
+
+        copy(self.path, folder / self.path.name)
+        return RunDir(folder / self.path.name)
+
 
 def same_weights(first: Path, second: Path) -> bool:
     """True when two `.keras` files hold the same weights (read from their archives, no Keras)."""

@@ -100,3 +100,56 @@ def test_finish_keeps_a_different_best_checkpoint_only_when_asked(tmp_path):
     kept = run_with(best_differs=False)
     kept.finish(keep_resume_state=True)
     assert (kept.checkpoints_dir / "head.weights.h5").is_file() and kept.backbone_features.is_file()
+
+
+def test_settled_copy_leaves_out_files_being_written_or_removed(tmp_path, monkeypatch):
+    """What a worker process copies of a resumed run while the chief writes to it."""
+    import shutil
+
+    run_dir = RunDir.create(tmp_path / "runs", config.load_recipe("mlp_churn"), "fingerprint")
+    (run_dir.path / "history.csv").write_text("epoch,loss\n1,0.5\n")
+    run_dir.backup_dir("train").mkdir(parents=True)
+    (run_dir.backup_dir("train") / "state.json").write_text('{"epoch": 2}')
+    (run_dir.path / ".env.json.abc123.tmp").write_text("half written")
+    copy2 = shutil.copy2
+
+    def removed_while_copying(source, target):
+        if source.name == "history.csv":
+            source.unlink()
+        return copy2(source, target)
+
+    monkeypatch.setattr(shutil, "copy2", removed_while_copying)
+    copied = run_dir.copy_settled(tmp_path / "scratch")
+    monkeypatch.undo()
+    assert copied.path == tmp_path / "scratch" / run_dir.path.name
+    names = {p.relative_to(copied.path).as_posix() for p in copied.path.rglob("*")}
+    assert {"env.json", "recipe.json", "backup/train/state.json"} <= names
+    assert (copied.backup_dir("train") / "state.json").read_text() == '{"epoch": 2}'
+    assert json_of(copied.env_json) == json_of(run_dir.env_json)
+    assert not [name for name in names if name.split("/")[-1].startswith(".")]
+    assert not (copied.path / "history.csv").exists()
+
+    stop, errors = threading.Event(), []
+
+    def rewrite_env():  # the chief recording its environment, again and again
+        while not stop.is_set():
+            run_dir.record_environment(distribution={"processes": 2})
+
+    writer = threading.Thread(target=rewrite_env)
+    writer.start()
+    try:
+        for attempt in range(30):
+            try:
+                run_dir.copy_settled(tmp_path / f"again{attempt}")
+            except Exception as error:  # noqa: BLE001 - any failure fails the test below
+                errors.append(error)
+    finally:
+        stop.set()
+        writer.join()
+    assert not errors
+
+
+def json_of(path):
+    import json
+
+    return json.loads(path.read_text())

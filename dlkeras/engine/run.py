@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -141,8 +140,7 @@ def open_run_dir(recipe: config.Recipe, out: Path, resume, fingerprint: str,
         run_dir = RunDir.find(out, recipe.name, resume)
         run_dir.check_resumable(recipe, fingerprint)
         if scratch is not None:
-            shutil.copytree(run_dir.path, scratch / run_dir.path.name)
-            return RunDir(scratch / run_dir.path.name)
+            return run_dir.copy_settled(scratch)  # the chief is already writing to it
         print(f"resuming {run_dir.path} (finished stages: {run_dir.finished_stages() or 'none'})")
         return run_dir
     run_dir = RunDir.create(scratch or out, recipe, fingerprint)
