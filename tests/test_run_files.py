@@ -1,37 +1,12 @@
-"""What a finished run keeps on disk, and run folders that concurrent runs cannot share."""
+"""What a finished run keeps on disk, run folders that concurrent runs cannot share, and the
+copy of a run a worker process takes."""
 
-import io
 import threading
-import zipfile
 
-import h5py
 import numpy as np
 
 from dlkeras import config
-from dlkeras.engine.run import train_recipe
 from dlkeras.runs import RunDir, same_weights
-
-
-def weight_groups(path) -> set[str]:
-    """Every group and dataset name in the archive's weights, e.g. "layers/head/optimizer"."""
-    with zipfile.ZipFile(path) as archive:
-        with h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as weights:
-            names = []
-            weights.visit(names.append)
-            return set(names)
-
-
-def test_finished_run_keeps_the_final_weights_once_without_optimizer_state(tmp_path):
-    module = config.load_recipe_module("bert_tickets")  # backbone: features, probe, two stages
-    run_dir, _ = train_recipe(config.apply_overrides(module.RECIPE, module.SMOKE), tmp_path)
-    assert run_dir.model_file.is_file()
-    left = sorted(p.name for p in run_dir.checkpoints_dir.iterdir())
-    assert not [name for name in left if name.endswith(".weights.h5")], left
-    assert "backbone_features.npz" not in left
-    assert not [name for name in weight_groups(run_dir.model_file) if "optimizer" in name]
-    # keep_stage="best" weighed every stage's best epoch on validation: best.keras is one of them
-    assert not run_dir.best_checkpoint.exists()
-    assert not list(run_dir.path.rglob(".tmp-*"))
 
 
 def test_same_weights_compares_the_archives_weights(tmp_path):

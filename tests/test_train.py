@@ -1,9 +1,13 @@
 """End-to-end: every recipe trains on its SMOKE overrides and leaves a complete run."""
 
+import io
 import json
 import math
+import shutil
 import time
+import zipfile
 
+import h5py
 import numpy as np
 import pytest
 
@@ -67,6 +71,38 @@ def test_recipe_smoke_run(name, smoke_run):
     assert set(metrics["baselines"]) == set(recipe.evaluate.baselines) | probe
     recorded = json.loads(run_dir.env_json.read_text())
     assert recorded["seed"] == recipe.train.seed and recorded["backend"]
+
+
+def weight_groups(path) -> set[str]:
+    """Every group and dataset name in the archive's weights, e.g. "layers/head/optimizer"."""
+    with zipfile.ZipFile(path) as archive:
+        with h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as weights:
+            names = []
+            weights.visit(names.append)
+            return set(names)
+
+
+def test_finished_run_keeps_resume_state_only_when_asked_and_the_final_weights_once(
+        smoke_run, tmp_path):
+    """bert_tickets (backbone: feature cache, probe, two stages), finished with its resume
+    state kept (the smoke run) and tidied as a run that keeps none (the default)."""
+    from dlkeras.engine.run import finish
+
+    run_dir = RunDir(smoke_run("bert_tickets"))
+    recipe = config.from_dict(json.loads(run_dir.recipe_json.read_text()))
+    assert recipe.train.keep_resume_state and run_dir.backbone_features.is_file()
+    assert [p for p in run_dir.checkpoints_dir.iterdir() if p.name.endswith(".weights.h5")]
+    assert not [name for name in weight_groups(run_dir.model_file) if "optimizer" in name]
+    # keep_stage="best" weighed every stage's best epoch on validation: best.keras is one of them
+    assert not run_dir.best_checkpoint.exists()
+    assert not list(run_dir.path.rglob(".tmp-*"))
+
+    copy = RunDir(tmp_path / run_dir.path.name)
+    shutil.copytree(run_dir.path, copy.path)
+    finish(copy, config.apply_overrides(recipe, ["train.keep_resume_state=False"]))
+    left = sorted(p.name for p in copy.checkpoints_dir.iterdir())
+    assert not [name for name in left if name.endswith(".weights.h5")], left
+    assert "backbone_features.npz" not in left and copy.model_file.is_file()
 
 
 def test_two_stage_training_freezes_then_unfreezes(tmp_path, model_spy):
