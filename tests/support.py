@@ -19,7 +19,7 @@ LONGEST_GROUPS = (SMOKE_RUNS, "tests/test_workers.py", "tests/test_notebooks.py"
 # `exported` fixtures in conftest.py): one group, so that each recipe trains and exports once per
 # session, not once per worker.
 SMOKE_RUN_USERS = ("tests/export", "tests/serving", "tests/test_train.py",
-                   "tests/recipes/test_effnet_defects.py")
+                   "tests/recipes/test_effnet_defects.py", "tests/test_html_report.py")
 # the folder of generated assets (DLKERAS_CACHE) that make test's workers share, made by the
 # xdist controller (tests/conftest.py)
 SHARED_CACHE = "DLKERAS_TEST_CACHE"

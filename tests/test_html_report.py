@@ -140,14 +140,9 @@ def broken_images(chromium, page, tmp_path) -> tuple[int, int]:
     return int(body["data-images"]), int(body["data-broken"])
 
 
-def test_a_trained_run_renders_in_headless_chromium(tmp_path):
+def test_a_trained_run_renders_in_headless_chromium(tmp_path, smoke_run):
     chromium = browser()
-    from dlkeras import config
-    from dlkeras.engine.run import train_recipe
-
-    module = config.load_recipe_module("mlp_churn")
-    recipe = config.apply_overrides(module.RECIPE, [*module.SMOKE, "callbacks.tensorboard=false"])
-    run, _ = train_recipe(recipe, tmp_path / "runs")
+    run = RunDir(smoke_run("mlp_churn"))  # read only: the probe and the screenshot go to tmp_path
     assert run.report_html.is_file()
     images, broken = broken_images(chromium, run.report_html, tmp_path)
     assert images >= 2 and broken == 0, (images, broken)
