@@ -280,25 +280,16 @@ class RunDir:
         """
         import shutil
 
-        def copy(source: Path, target: Path) -> None:
-            target.mkdir(parents=True, exist_ok=True)
+        def copy_file(source, target):
             try:
-                entries = sorted(source.iterdir())
-            except FileNotFoundError:
-                return
-            for entry in entries:
-                if entry.name.startswith("."):
-                    continue
-                try:
-                    if entry.is_dir():
-                        copy(entry, target / entry.name)
-                    else:
-                        shutil.copy2(entry, target / entry.name)
-                except FileNotFoundError:
-                    continue
+                return shutil.copy2(source, target)
+            except FileNotFoundError:  # removed since its folder was listed
+                return target
 
-        copy(self.path, folder / self.path.name)
-        return RunDir(folder / self.path.name)
+        target = folder / self.path.name
+        shutil.copytree(self.path, target, ignore=shutil.ignore_patterns(".*"),
+                        copy_function=copy_file)
+        return RunDir(target)
 
 
 def same_weights(first: Path, second: Path) -> bool:

@@ -1,7 +1,9 @@
 """What a finished run keeps on disk, run folders that concurrent runs cannot share, and the
 copy of a run a worker process takes."""
 
+import json
 import threading
+from pathlib import Path
 
 import numpy as np
 
@@ -89,8 +91,8 @@ def test_settled_copy_leaves_out_files_being_written_or_removed(tmp_path, monkey
     copy2 = shutil.copy2
 
     def removed_while_copying(source, target):
-        if source.name == "history.csv":
-            source.unlink()
+        if Path(source).name == "history.csv":
+            Path(source).unlink()
         return copy2(source, target)
 
     monkeypatch.setattr(shutil, "copy2", removed_while_copying)
@@ -100,7 +102,7 @@ def test_settled_copy_leaves_out_files_being_written_or_removed(tmp_path, monkey
     names = {p.relative_to(copied.path).as_posix() for p in copied.path.rglob("*")}
     assert {"env.json", "recipe.json", "backup/train/state.json"} <= names
     assert (copied.backup_dir("train") / "state.json").read_text() == '{"epoch": 2}'
-    assert json_of(copied.env_json) == json_of(run_dir.env_json)
+    assert json.loads(copied.env_json.read_text()) == json.loads(run_dir.env_json.read_text())
     assert not [name for name in names if name.split("/")[-1].startswith(".")]
     assert not (copied.path / "history.csv").exists()
 
@@ -122,9 +124,3 @@ def test_settled_copy_leaves_out_files_being_written_or_removed(tmp_path, monkey
         stop.set()
         writer.join()
     assert not errors
-
-
-def json_of(path):
-    import json
-
-    return json.loads(path.read_text())
