@@ -260,7 +260,7 @@ def make_image_dataset(paths, labels, config, training: bool, seed: int, augment
                           num_parallel_calls=pipeline.parallelism(), deterministic=True)
     if training and augment is not None:
         dataset = dataset.map(augment, num_parallel_calls=pipeline.parallelism(), deterministic=True)
-    dataset = dataset.prefetch(pipeline.parallelism()).with_options(pipeline.dataset_options())
+    dataset = dataset.prefetch(pipeline.PREFETCH_BATCHES).with_options(pipeline.dataset_options())
     setattr(dataset, pipeline.SLICED, sliced)
     return dataset
 

@@ -110,27 +110,34 @@ def _shuffled_examples(arrays, count: int, seed: int):
         lambda index: tf.nest.map_structure(lambda part: tf.gather(part, index), constants),
         num_parallel_calls=parallelism(), deterministic=True)
 
-def dataset_options():
-    """tf.data options for the active Keras backend.
+PREFETCH_BATCHES = 2  # batches each pipeline prepares ahead of the training step
 
-    tf.data autotuning throttles the JAX and torch backends (their epochs snap to multiples of
-    its ~5 s tuning period), so it is switched off there and fixed parallelism is used.
+
+def dataset_options():
+    """tf.data options of every pipeline: deterministic, with autotuning switched off.
+
+    Autotuning throttles the JAX and torch backends (their epochs snap to multiples of its
+    ~5 s tuning period). On every backend, releasing an autotuned iterator waits for the rest
+    of its tuning thread's sleep, which doubles up to 60 s while the iterator is idle: an
+    iterator that Keras leaves for the garbage collector after `fit` stalled whatever the
+    process was doing 20 s later by up to that long (`bench/data_autotune.py`). Fixed
+    parallelism (`parallelism`) and prefetch depth (`PREFETCH_BATCHES`) are used instead.
     """
     import tensorflow as tf
 
     options = tf.data.Options()
-    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
-        options.autotune.enabled = False
+    options.autotune.enabled = False
     options.deterministic = True
     return options
 
 
 def parallelism() -> int:
-    import tensorflow as tf
-
-    if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
-        return tf.data.AUTOTUNE
-    return 2
+    """Parallel calls of the pipelines' maps: one per core this process may use, at least 2."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity on this platform
+        cores = os.cpu_count() or 1
+    return max(2, cores)
 
 
 def make_dataset(
@@ -180,7 +187,7 @@ def make_dataset(
         dataset = dataset.map(
             lambda x, y: (augment(x), y), num_parallel_calls=parallelism(), deterministic=True
         )
-    dataset = dataset.prefetch(parallelism()).with_options(dataset_options())
+    dataset = dataset.prefetch(PREFETCH_BATCHES).with_options(dataset_options())
     setattr(dataset, SLICED, sliced)
     return dataset
 

@@ -243,7 +243,7 @@ def window_dataset(features, target, input_days: int, horizon_days: int, batch_s
     if training:
         windows = pipeline.epoch_shuffle(windows, seed, count, shuffle_buffer)
     windows = windows.batch(batch_size)
-    return windows.prefetch(pipeline.parallelism()).with_options(pipeline.dataset_options())
+    return windows.prefetch(pipeline.PREFETCH_BATCHES).with_options(pipeline.dataset_options())
 
 
 def check_span_length(name: str, span: tuple[int, int], series, settings: dict, where: str):
