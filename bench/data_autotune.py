@@ -8,9 +8,10 @@ Two measurements per contender and round, each in a fresh interpreter on the Ten
   `pipeline.make_dataset` (12,000 28x28 images, batches of 64, a random-flip-and-noise
   augmentation), the pipeline's throughput with the model's steps;
 - "release": seconds that `del` plus `gc.collect()` take on an iterator of a training pipeline
-  (`pipeline.make_dataset` of 2,000 rows of 8 numbers, batches of 32) that read one batch and then stayed idle `--idle` seconds while the process did other
-  TensorFlow work, as an iterator Keras leaves for the garbage collector after `fit` does. The two
-  contenders' release runs go side by side (two processes on the machine's cores).
+  (`pipeline.make_dataset` of 2,000 rows of 8 numbers, batches of 32) that read one batch and
+  then stayed idle `--idle` seconds while the process did other TensorFlow work, as an iterator
+  Keras leaves for the garbage collector after `fit` does. The two contenders' release runs go
+  side by side (two processes on the machine's cores).
 "fixed" is `pipeline.dataset_options()` (autotuning off), `pipeline.parallelism()` parallel calls
 and `pipeline.PREFETCH_BATCHES`; "autotune" the same pipelines with autotuning on and
 `tf.data.AUTOTUNE` for both. The order alternates between rounds. Prints each run, then the
@@ -130,9 +131,9 @@ def main(argv=None) -> int:
              for kind in KINDS}
     ratio = {key: (round(medians["autotune"][key] / medians["fixed"][key], 2)
                    if medians["autotune"][key] and medians["fixed"][key] else None) for key in keys}
-    print(f"\n| | fixed | autotune | autotune / fixed |\n|---|---|---|---|")
-    print(f"| an epoch, the faster of the 2nd and 3rd (median) | {medians['fixed']['epoch']} s | {medians['autotune']['epoch']} s"
-          f" | {ratio['epoch']} |")
+    print("\n| | fixed | autotune | autotune / fixed |\n|---|---|---|---|")
+    print(f"| an epoch, the faster of the 2nd and 3rd (median) | {medians['fixed']['epoch']} s | "
+          f"{medians['autotune']['epoch']} s | {ratio['epoch']} |")
     print(f"| release after {args.idle:.0f} s idle (median) | {medians['fixed']['release']} s | "
           f"{medians['autotune']['release']} s | {ratio['release']} |")
     print(f"| release, slowest | {worst['fixed']} s | {worst['autotune']} s | |")
