@@ -251,15 +251,17 @@ def make_image_dataset(paths, labels, config, training: bool, seed: int, augment
         return image_decode.decode_image(tf.io.read_file(path), 3, (size, size)), label
 
     dataset = tf.data.Dataset.from_tensor_slices((np.asarray(paths, dtype=str), labels))
-    dataset = dataset.map(load, num_parallel_calls=pipeline.parallelism(), deterministic=True)
+    dataset = dataset.map(pipeline.as_written(load), num_parallel_calls=pipeline.parallelism(),
+                          deterministic=True)
     dataset = dataset.cache()
     if training:
         dataset = pipeline.epoch_shuffle(dataset, seed, len(labels), config.shuffle_buffer)
     dataset, sliced = pipeline.process_share(dataset.batch(config.batch_size), training)
-    dataset = dataset.map(lambda x, y: (tf.cast(x, tf.float32) / 255.0, y),
+    dataset = dataset.map(pipeline.as_written(lambda x, y: (tf.cast(x, tf.float32) / 255.0, y)),
                           num_parallel_calls=pipeline.parallelism(), deterministic=True)
     if training and augment is not None:
-        dataset = dataset.map(augment, num_parallel_calls=pipeline.parallelism(), deterministic=True)
+        dataset = dataset.map(pipeline.as_written(augment), num_parallel_calls=pipeline.parallelism(),
+                              deterministic=True)
     dataset = dataset.prefetch(pipeline.PREFETCH_BATCHES).with_options(pipeline.dataset_options())
     setattr(dataset, pipeline.SLICED, sliced)
     return dataset

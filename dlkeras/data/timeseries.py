@@ -233,11 +233,11 @@ def window_dataset(features, target, input_days: int, horizon_days: int, batch_s
     total = input_days + horizon_days
     days = tf.data.Dataset.from_tensor_slices((features, target))
     windows = days.window(total, shift=1, drop_remainder=True).flat_map(
-        lambda x, y: tf.data.Dataset.zip((x.batch(total), y.batch(total)))
+        pipeline.as_written(lambda x, y: tf.data.Dataset.zip((x.batch(total), y.batch(total))))
     )
     count = len(target) - total + 1
     # flat_map hides the size; stating it lets Keras and the schedules count steps per epoch
-    windows = windows.map(lambda x, y: (x[:input_days], y[input_days:])).apply(
+    windows = windows.map(pipeline.as_written(lambda x, y: (x[:input_days], y[input_days:]))).apply(
         tf.data.experimental.assert_cardinality(count)
     )
     if training:
