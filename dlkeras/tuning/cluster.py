@@ -120,7 +120,7 @@ def run_search(tuner, role: str, search_dir: SearchDir, trials: int,
     address = f"{os.environ[ORACLE_IP]}:{os.environ[ORACLE_PORT]}"
     print(f"serving the search's trials to its workers at {address}", flush=True)
     try:
-        with announce_ended_trials(tuner.oracle, announce):
+        with announce_ended_trials(tuner.oracle, announce), prompt_chief_exit():
             tuner.search(verbose=0)
     except RuntimeError as error:  # grpc: "Failed to bind to address ..."
         if "bind" not in str(error).lower():
@@ -191,6 +191,43 @@ def wait_for_chief(search_dir: SearchDir, trials: int, environ: Mapping[str, str
                            f"{limit_seconds / 60:.0f} minutes; start one with {TUNER_ID}=chief "
                            f"and the same {ORACLE_IP}/{ORACLE_PORT}")
         time.sleep(poll_seconds)
+
+
+CHIEF_CHECK_SECONDS = 1.0  # the longest the chief sleeps between its checks for the end
+
+
+class _CappedSleep:
+    """The `time` module, but whose `sleep` lasts at most `cap` seconds."""
+
+    def __init__(self, clock, cap: float):
+        self._clock, self._cap = clock, cap
+
+    def sleep(self, seconds: float) -> None:
+        self._clock.sleep(min(seconds, self._cap))
+
+    def __getattr__(self, name):
+        return getattr(self._clock, name)
+
+
+@contextlib.contextmanager
+def prompt_chief_exit(cap_seconds: float = CHIEF_CHECK_SECONDS):
+    """KerasTuner's chief, once it has told one worker that no trial is left, checks only every
+    20 s whether the other workers are done too (`oracle_chief.start_server`): a search whose
+    workers ended their last trials a moment apart ended up to 20 s after them (a 4-trial
+    search of tests/tune/test_distributed_search.py: 29.3 and 29.5 s in two runs of three,
+    10.1 s in the third). Within this context the chief's server sleeps at most `cap_seconds`
+    at a time."""
+    from keras_tuner.src.distribute import oracle_chief
+
+    clock = getattr(oracle_chief, "time", None)
+    if clock is None:  # another KerasTuner: nothing to cap
+        yield
+        return
+    oracle_chief.time = _CappedSleep(clock, cap_seconds)
+    try:
+        yield
+    finally:
+        oracle_chief.time = clock
 
 
 @contextlib.contextmanager
