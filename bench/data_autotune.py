@@ -10,8 +10,8 @@ Two measurements per contender and round, each in a fresh interpreter on the Ten
 - "release": seconds that `del` plus `gc.collect()` take on an iterator of a training pipeline
   (`pipeline.make_dataset` of 2,000 rows of 8 numbers, batches of 32) that read one batch and
   then stayed idle `--idle` seconds while the process did other TensorFlow work, as an iterator
-  Keras leaves for the garbage collector after `fit` does. The two contenders' release runs go
-  side by side (two processes on the machine's cores).
+  held in a reference cycle does until the garbage collector frees it. The two contenders'
+  release runs go side by side (two processes on the machine's cores).
 "fixed" is `pipeline.dataset_options()` (autotuning off), `pipeline.parallelism()` parallel calls
 and `pipeline.PREFETCH_BATCHES`; "autotune" the same pipelines with autotuning on and
 `tf.data.AUTOTUNE` for both. The order alternates between rounds. Prints each run, then the

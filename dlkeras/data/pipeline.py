@@ -121,6 +121,7 @@ def _shuffled_examples(arrays, count: int, seed: int):
         as_written(lambda index: tf.nest.map_structure(lambda part: tf.gather(part, index), constants)),
         num_parallel_calls=parallelism(), deterministic=True)
 
+
 PREFETCH_BATCHES = 2  # batches each pipeline prepares ahead of the training step
 
 
@@ -130,8 +131,8 @@ def dataset_options():
     Autotuning throttles the JAX and torch backends (their epochs snap to multiples of its
     ~5 s tuning period). On every backend, releasing an autotuned iterator waits for the rest
     of its tuning thread's sleep, which doubles up to 60 s while the iterator is idle: an
-    iterator that Keras leaves for the garbage collector after `fit` stalled whatever the
-    process was doing 20 s later by up to that long (`bench/data_autotune.py`). Fixed
+    iterator left to the garbage collector (held in a reference cycle) stalled whatever the
+    process was doing when it was freed, by up to that long (`bench/data_autotune.py`). Fixed
     parallelism (`parallelism`) and prefetch depth (`PREFETCH_BATCHES`) are used instead.
     """
     import tensorflow as tf
