@@ -10,7 +10,6 @@ as in training.
 
 from __future__ import annotations
 
-import gc
 import math
 import os
 import resource
@@ -83,8 +82,7 @@ def run_task(task: TrialTask) -> dict:
         keras_tuner.errors.FailedTrialError: the loss diverged.
         DlkerasError: the trial recipe cannot be built (a user's mistake).
     """
-    keras.backend.clear_session()
-    gc.collect()
+    keras.backend.clear_session()  # and a full garbage collection (free_memory=True)
     started = time.perf_counter()
     recipe = task.recipe
     keras.utils.set_random_seed(recipe.train.seed)
