@@ -31,10 +31,12 @@ def load_tokenizer(preset: str):
     handle = presets.resolve(preset)
     try:
         tokenizer = keras_hub.tokenizers.Tokenizer.from_preset(handle)
-        if getattr(tokenizer, "lowercase", False) and hasattr(tokenizer, "strip_accents"):
-            tokenizer = keras_hub.tokenizers.Tokenizer.from_preset(handle, strip_accents=True)
     except Exception as error:  # keras-hub raises many types for missing/unreachable presets
         raise presets.load_failure(preset, error) from None
+    if getattr(tokenizer, "lowercase", False) and hasattr(tokenizer, "strip_accents"):
+        # read on every call (and by get_config), so set in place: loading the preset again
+        # with strip_accents=True built its vocabulary a second time
+        tokenizer.strip_accents = True
     return tokenizer
 
 
