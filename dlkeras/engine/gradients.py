@@ -89,7 +89,7 @@ def _tensorflow(model, loss_fn, inputs, targets, training):
     return loss, tape.gradient(loss, [v.value for v in model.trainable_variables])
 
 
-_JAX_STEPS = weakref.WeakKeyDictionary()  # model -> {(loss_fn, training): jitted step}
+_JAX_STEPS = weakref.WeakKeyDictionary()  # model -> {(loss_fn, training, trainable): jitted step}
 
 
 def _jax(model, loss_fn, inputs, targets, training):
@@ -102,13 +102,16 @@ def _jax(model, loss_fn, inputs, targets, training):
     trainable = [local(v.value) for v in model.trainable_variables]
     non_trainable = [local(v.value) for v in model.non_trainable_variables]
     steps = _JAX_STEPS.setdefault(model, {})
-    if (loss_fn, training) not in steps:
-        # compiled once per model (and kept in JAX's compilation cache on disk): run op by op,
-        # the first call compiled every operation on its own (2.1-2.5 s for a 3-layer MLP
-        # against 0.3 s; later calls 0.02 s either way)
-        steps[loss_fn, training] = jax.jit(jax.value_and_grad(
+    # which variables train is part of the key: a stage that freezes or unfreezes layers gets
+    # its own step even where the weights' shapes happen to match the last one's
+    key = (loss_fn, training, tuple(v.path for v in model.trainable_variables))
+    if key not in steps:
+        # compiled once per model and stage (and kept in JAX's compilation cache on disk): run
+        # op by op, the first call compiled every operation on its own (2.1-2.5 s for a 3-layer
+        # MLP against 0.3 s; later calls 0.02 s either way)
+        steps[key] = jax.jit(jax.value_and_grad(
             functools.partial(_stateless_loss, weakref.ref(model), loss_fn, training)))
-    return steps[loss_fn, training](trainable, non_trainable, inputs, targets)
+    return steps[key](trainable, non_trainable, inputs, targets)
 
 
 def _stateless_loss(model_ref, loss_fn, training, weights, non_trainable, inputs, targets):

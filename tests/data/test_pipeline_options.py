@@ -39,8 +39,3 @@ def test_array_image_file_and_window_pipelines_are_not_autotuned(tmp_path):
     for dataset in (series.train, series.val, series.test):
         assert_fixed(dataset)
 
-
-def test_parallelism_is_the_usable_cores_and_at_least_two():
-    import os
-
-    assert pipeline.parallelism() == max(2, len(os.sched_getaffinity(0)))

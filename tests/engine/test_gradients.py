@@ -24,7 +24,18 @@ x = np.linspace(-2, 2, 15, dtype="float32").reshape(5, 3)
 y = np.eye(2, dtype="float32")[[0, 1, 1, 0, 1]]
 loss, grads = loss_and_gradients(model, keras.losses.CategoricalCrossentropy(), x, y)
 unchanged = all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
-print(json.dumps({"loss": loss, "grads": [g.tolist() for g in grads], "unchanged": unchanged}))
+# two layers of the same shapes, one trainable and then the other (as stages freeze and
+# unfreeze): each call differentiates the layer that trains now
+pair = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, name="a"), keras.layers.Dense(2, name="b")])
+pair.set_weights([np.linspace(-1, 1, w.size, dtype="float32").reshape(w.shape) * (i + 1)
+                  for i, w in enumerate(pair.get_weights())])
+swapped, mse = [], keras.losses.MeanSquaredError()  # one loss: one model, loss and mode
+for frozen in ("a", "b"):
+    for layer in pair.layers:
+        layer.trainable = layer.name != frozen
+    swapped.append(loss_and_gradients(pair, mse, x[:, :2], y))
+print(json.dumps({"loss": loss, "grads": [g.tolist() for g in grads], "unchanged": unchanged,
+                  "swapped": [[value, [g.tolist() for g in found]] for value, found in swapped]}))
 """
 
 
@@ -73,3 +84,7 @@ def test_every_backend_gives_the_same_gradients(backend, tensorflow_result):
     assert other["loss"] == pytest.approx(tensorflow_result["loss"], abs=1e-5)
     for ours, theirs in zip(other["grads"], tensorflow_result["grads"]):
         np.testing.assert_allclose(ours, theirs, atol=1e-5)
+    for (loss, ours), (expected, theirs) in zip(other["swapped"], tensorflow_result["swapped"], strict=True):
+        assert loss == pytest.approx(expected, abs=1e-5)
+        for mine, reference in zip(ours, theirs, strict=True):
+            np.testing.assert_allclose(mine, reference, atol=1e-5)
