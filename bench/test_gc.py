@@ -1,8 +1,10 @@
-"""Test files run with the test session's garbage frozen after each test (tests/conftest.py's
-`freeze_survivors`) and without (DLKERAS_TEST_GC_FREEZE=0).
+"""Test files run with the test session's garbage frozen (tests/conftest.py's `freeze_survivors`
+after collection and after each test; each prestarted server, tests/prestart.py, after loading
+its libraries) and without (DLKERAS_TEST_GC_FREEZE=0, which turns both off).
 
     .venv/bin/python bench/test_gc.py                       # the default files, 2 rounds
-    .venv/bin/python bench/test_gc.py --rounds 3 tests/tune
+    .venv/bin/python bench/test_gc.py --out bench/results/test_gc_forks.json \
+        tests/tune/test_tune.py tests/test_resume.py tests/tune/test_distributed_search.py
 
 Each round runs the files in one pytest process (no xdist workers), once with the freeze
 ("frozen") and once without ("collected"); which goes first alternates between rounds. The

@@ -449,6 +449,15 @@ def serve(address: str) -> None:
 
     import dlkeras.train  # noqa: F401
 
+    if os.environ.get("DLKERAS_TEST_GC_FREEZE", "1") != "0":  # as tests/conftest.py's workers
+        import gc
+
+        # the libraries' objects, out of every fork's garbage collections: a full collection in
+        # a fork (TensorFlow's TFLite converter, `clear_session`) walks only the fork's own
+        # objects, and the pages that hold the libraries' objects stay shared (bench/test_gc.py)
+        gc.collect()
+        gc.freeze()
+
     global THIS_SERVER
     THIS_SERVER = (address, os.environ["KERAS_BACKEND"])
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
