@@ -129,10 +129,10 @@ def dataset_options():
     """tf.data options of every pipeline: deterministic, with autotuning switched off.
 
     Autotuning throttles the JAX and torch backends (their epochs snap to multiples of its
-    ~5 s tuning period). On every backend, releasing an autotuned iterator waits for the rest
-    of its tuning thread's sleep, which doubles up to 60 s while the iterator is idle: an
-    iterator left to the garbage collector (held in a reference cycle) stalled whatever the
-    process was doing when it was freed, by up to that long (`bench/data_autotune.py`). Fixed
+    ~5 s tuning period). On every backend, releasing an autotuned iterator waits for its
+    tuning thread, whose sleeps grow while the iterator idles (22 s of waiting after a minute
+    idle): an iterator left to the garbage collector (held in a reference cycle) stalled
+    whatever the process was doing when it was freed (`bench/data_autotune.py`). Fixed
     parallelism (`parallelism`) and prefetch depth (`PREFETCH_BATCHES`) are used instead.
     """
     import tensorflow as tf

@@ -1,5 +1,5 @@
 """Every tf.data pipeline runs with tf.data's autotuning off (`pipeline.dataset_options`):
-releasing an idle autotuned iterator can block for up to a minute (bench/data_autotune.py)."""
+releasing an autotuned iterator idle for a minute blocked for 22 s (bench/data_autotune.py)."""
 
 import numpy as np
 import pandas as pd
