@@ -143,13 +143,15 @@ def dataset_options():
     return options
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, where the platform has one)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, cores or 1)
+
+
 def parallelism() -> int:
-    """Parallel calls of the pipelines' maps: one per core this process may use, at least 2."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # no affinity on this platform
-        cores = os.cpu_count() or 1
-    return max(2, cores)
+    """Parallel calls of the pipelines' maps: one per usable core, at least 2."""
+    return max(2, usable_cores())
 
 
 def make_dataset(

@@ -18,7 +18,6 @@ depends on the machine, and the export records the winner for whoever loads the 
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
 
@@ -80,8 +79,9 @@ def shape_key(inputs) -> tuple:
 
 def thread_counts() -> list[int]:
     """1 and the number of cores this process may run on (just [1] on one core)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return sorted({1, max(1, cores or 1)})
+    from dlkeras.data.pipeline import usable_cores
+
+    return sorted({1, usable_cores()})
 
 
 def choose_threads(load, singles: list, budget: float = BUDGET_SECONDS,

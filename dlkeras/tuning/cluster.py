@@ -120,8 +120,8 @@ def run_search(tuner, role: str, search_dir: SearchDir, trials: int,
     address = f"{os.environ[ORACLE_IP]}:{os.environ[ORACLE_PORT]}"
     print(f"serving the search's trials to its workers at {address}", flush=True)
     try:
-        with announce_ended_trials(tuner.oracle, announce), prompt_chief_exit():
-            tuner.search(verbose=0)
+        with announce_ended_trials(tuner.oracle, announce):
+            serve_trials(tuner, address)
     except RuntimeError as error:  # grpc: "Failed to bind to address ..."
         if "bind" not in str(error).lower():
             raise
@@ -193,41 +193,39 @@ def wait_for_chief(search_dir: SearchDir, trials: int, environ: Mapping[str, str
         time.sleep(poll_seconds)
 
 
-CHIEF_CHECK_SECONDS = 1.0  # the longest the chief sleeps between its checks for the end
+CHIEF_CHECK_SECONDS = 1.0  # between the chief's checks for the end of the search
 
 
-class _CappedSleep:
-    """The `time` module, but whose `sleep` lasts at most `cap` seconds."""
+def serve_trials(tuner, address: str, check_seconds: float = CHIEF_CHECK_SECONDS) -> None:
+    """The chief's `tuner.search`: serves the oracle to the workers at `address` until one has
+    been told that no trial is left and none has a trial running or is still asking.
 
-    def __init__(self, clock, cap: float):
-        self._clock, self._cap = clock, cap
+    KerasTuner's own chief (`oracle_chief.start_server`) checks for that end only every 20 s
+    once a worker was told: a search whose workers ended their last trials a moment apart
+    ended up to 20 s after them (a 4-trial search of tests/tune/test_distributed_search.py:
+    29.3 and 29.5 s in two runs of three, 10.1 s in the third). This one checks every
+    `check_seconds`, with KerasTuner's servicer and end condition.
 
-    def sleep(self, seconds: float) -> None:
-        self._clock.sleep(min(seconds, self._cap))
+    Raises:
+        RuntimeError: grpc cannot listen at `address`.
+    """
+    from concurrent import futures
 
-    def __getattr__(self, name):
-        return getattr(self._clock, name)
-
-
-@contextlib.contextmanager
-def prompt_chief_exit(cap_seconds: float = CHIEF_CHECK_SECONDS):
-    """KerasTuner's chief, once it has told one worker that no trial is left, checks only every
-    20 s whether the other workers are done too (`oracle_chief.start_server`): a search whose
-    workers ended their last trials a moment apart ended up to 20 s after them (a 4-trial
-    search of tests/tune/test_distributed_search.py: 29.3 and 29.5 s in two runs of three,
-    10.1 s in the third). Within this context the chief's server sleeps at most `cap_seconds`
-    at a time."""
+    import grpc
+    from keras_tuner.src import protos
     from keras_tuner.src.distribute import oracle_chief
 
-    clock = getattr(oracle_chief, "time", None)
-    if clock is None:  # another KerasTuner: nothing to cap
-        yield
-        return
-    oracle_chief.time = _CappedSleep(clock, cap_seconds)
-    try:
-        yield
-    finally:
-        oracle_chief.time = clock
+    tuner.oracle.verbose = 0
+    tuner.save()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    servicer = oracle_chief.OracleServicer(tuner.oracle)
+    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
+    server.add_insecure_port(address)
+    server.start()
+    while True:
+        time.sleep(check_seconds)
+        if servicer.stop_triggered and oracle_chief.exit_chief(tuner.oracle):
+            break
 
 
 @contextlib.contextmanager
