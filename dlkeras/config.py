@@ -98,6 +98,10 @@ class ModelConfig:
     from the last input day, so an untrained network starts as the last-value forecast.
     `weights` (image backbones): "imagenet" (the pretrained weights installed locally),
     "random", or a path to a weights file.
+    `depth` (efficientnet_lite0): EfficientNet's depth coefficient, the share of each stage's
+    blocks that is built (rounded up, at least one per stage); 1.0 is Lite0 itself, which the
+    ImageNet weights need. A smaller value is a shallower network with the same layer types,
+    for quick checks of a pipeline from random weights.
     """
 
     name: str = "mlp"
@@ -109,6 +113,7 @@ class ModelConfig:
     attention_heads: int = 4
     last_value_residual: bool = False
     weights: str = "imagenet"
+    depth: float = 1.0
 
 
 @dataclass(frozen=True)

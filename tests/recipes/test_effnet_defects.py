@@ -29,10 +29,14 @@ def test_stage_one_freezes_the_backbone_and_stage_two_unfreezes_the_top(smoke_ru
     for path in initial:  # every backbone weight, BatchNorm statistics included, stays frozen
         if not path.startswith("head"):
             assert np.array_equal(initial[path], head[path]), f"{path} moved while frozen"
-    top = ("top_conv/kernel", "top_bn/gamma", "block7a_project_conv/kernel", "block6c_dwconv/kernel")
+    # the smoke run's Lite0 has one block per stage (model.depth=0.25); its top:20 is the head's
+    # layer, the top conv, blocks 7a and 6a, and block 5a but for its expand conv
+    top = ("top_conv/kernel", "top_bn/gamma", "block7a_project_conv/kernel", "block6a_dwconv/kernel",
+           "block5a_expand_bn/gamma")
     for path in top:
         assert not np.array_equal(head[path], finetune[path]), f"{path} did not fine-tune"
-    for path in ("stem_conv/kernel", "block1a_dwconv/kernel", "block5c_project_conv/kernel"):
+    for path in ("stem_conv/kernel", "block1a_dwconv/kernel", "block4a_project_conv/kernel",
+                 "block5a_expand_conv/kernel"):
         assert np.array_equal(head[path], finetune[path]), f"{path} is below top:20 but moved"
     stages = [row["stage"] for row in read_history(run_dir.history_csv)]
     assert list(dict.fromkeys(stages)) == ["head", "finetune"]
@@ -43,6 +47,25 @@ def test_stage_one_freezes_the_backbone_and_stage_two_unfreezes_the_top(smoke_ru
     if extra["misclassified"]:
         assert (run_dir.path / extra["misclassified_png"]).is_file()
     assert set(metrics["model"]["per_class"]) == set(report["class_names"])
+
+
+def test_top_20_of_the_full_lite0_is_the_top_conv_and_the_last_three_blocks():
+    """What the recipe's fine-tuning stage (trainable="top:20") unfreezes at model.depth=1.0."""
+    from dlkeras import config, models
+    from dlkeras.data import DataInfo
+    from dlkeras.engine.stages import set_trainable
+    from dlkeras.models.structure import leaf_layers
+
+    recipe = config.apply_overrides(config.load_recipe("effnet_defects"), ["model.weights=random"])
+    info = DataInfo(task="classification", input_shape=(32, 32, 3), num_classes=6,
+                    class_names=tuple("abcdef"))
+    model = models.build(recipe.model, info)
+    (stage,) = [s for s in recipe.train.stages if s.name == "finetune"]
+    set_trainable(model, stage.trainable)
+    trained = [layer.name for layer in leaf_layers(model) if layer.trainable]
+    blocks = sorted({name.split("_")[0] for name in trained if name.startswith("block")})
+    assert blocks == ["block6c", "block6d", "block7a"], trained
+    assert {"top_conv", "top_bn", "head_output"} <= set(trained) and len(trained) == 20
 
 
 OTHER_BACKEND = """
