@@ -11,8 +11,9 @@ TINY = {
         config.ModelConfig(name="bert_classifier", preset="tiny_bert_random", dropout=0.0), (6,)
     ),
     "cnn": (config.ModelConfig(name="cnn", filters=(4, 8), units=(8,), dropout=0.0), (8, 8, 1)),
-    "efficientnet_lite0": (
-        config.ModelConfig(name="efficientnet_lite0", weights="random", units=(), dropout=0.0),
+    "efficientnet_lite0": (  # one block per stage (its full depth: test_efficientnet_lite.py)
+        config.ModelConfig(name="efficientnet_lite0", weights="random", depth=0.25, units=(),
+                           dropout=0.0),
         (32, 32, 3),
     ),
     "gru": (config.ModelConfig(name="gru", units=(8, 8), dropout=0.0), (8, 4)),
