@@ -93,6 +93,7 @@ def check_recipe(recipe: config.Recipe) -> None:
                 check(value)
             except ConfigError as error:
                 raise ConfigError(f"{where}: {error}") from None
+    models.check(recipe.model)
     if recipe.train.time_budget_minutes < 0:
         raise ConfigError(f"train.time_budget_minutes={recipe.train.time_budget_minutes:g}; "
                           "use a number of minutes, or 0 for no budget")

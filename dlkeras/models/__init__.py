@@ -28,6 +28,10 @@ MODELS = {
     "transformer_encoder": "dlkeras.models.sequence",
 }
 
+# factory -> the module whose `check_config(model_config)` refuses settings it cannot build; each
+# imports no backend (`validate` runs before the backend is chosen)
+CONFIG_CHECKS = {"efficientnet_lite0": "dlkeras.models.efficientnet_lite"}
+
 
 def build(model_config, data_info):
     """Calls the factory named by `model.name`.
@@ -41,6 +45,13 @@ def build(model_config, data_info):
             f"{sorted(MODELS)}"
         )
     return importlib.import_module(MODELS[model_config.name]).build(model_config, data_info)
+
+
+def check(model_config) -> None:
+    """Raises ConfigError for a setting the factory of `model.name` cannot build (`CONFIG_CHECKS`),
+    before any data is read and before a backend is chosen (`validate`)."""
+    if model_config.name in CONFIG_CHECKS:
+        importlib.import_module(CONFIG_CHECKS[model_config.name]).check_config(model_config)
 
 
 # Modules, besides the factories, that register classes a saved model can name: layers, and the

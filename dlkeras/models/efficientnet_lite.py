@@ -44,14 +44,16 @@ FEATURES_LAYER = "top_activation"  # last convolutional feature map (Grad-CAM re
 def build(config, info):
     """Lite0 backbone (weights per `config.weights`, depth per `config.depth`) under a fresh
     classification head."""
-    check_depth(config.depth, config.weights)
+    check_config(config)
     backbone = build_backbone(tuple(info.input_shape), depth=config.depth)
     load_weights(backbone, config.weights)
     return image_classifier.assemble(backbone, config, info)
 
 
-def check_depth(depth: float, weights: str) -> None:
-    """ConfigError unless 0 < `depth` <= 1, and 1 whenever pretrained `weights` are asked for."""
+def check_config(config) -> None:
+    """ConfigError unless 0 < `model.depth` <= 1, and 1 whenever pretrained weights are asked
+    for (`models.check` runs it before any data is read; this module imports no backend)."""
+    depth, weights = config.depth, config.weights
     if not 0 < depth <= 1:
         raise ConfigError(f"model.depth={depth:g}; use a share of Lite0's blocks in (0, 1], "
                           "e.g. 1.0 (Lite0 itself)")

@@ -5,7 +5,7 @@ import pickle
 import numpy as np
 import pytest
 
-from dlkeras import config, models
+from dlkeras import config, models, validate
 from dlkeras.data import DataInfo
 from dlkeras.errors import ConfigError
 from dlkeras.models import efficientnet_lite, lite0_weights
@@ -116,3 +116,20 @@ def test_depth_keeps_a_share_of_each_stages_blocks_and_refuses_pretrained_weight
         with pytest.raises(ConfigError, match=message):
             models.build(config.ModelConfig(name="efficientnet_lite0", weights=weights,
                                             depth=depth), info)
+    with pytest.raises(ConfigError, match="model.depth=0.5 builds a shallower"):  # before any data
+        validate.resolve_recipe("effnet_defects", ["model.depth=0.5"])
+    validate.resolve_recipe("effnet_defects", ["model.depth=0.5", "model.weights=random"])
+
+
+def test_checking_every_recipe_loads_no_backend():
+    """`validate` runs before the recipe's backend is chosen: neither it nor a factory's
+    `check_config` (models.CONFIG_CHECKS) may import Keras."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom dlkeras import validate\nfrom dlkeras.recipes import RECIPES\n"
+            "for name in RECIPES:\n    validate.resolve_recipe(name)\n"
+            "print(sorted(m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["[]"]
