@@ -1,6 +1,6 @@
-"""Test files run with the test session's garbage frozen (tests/conftest.py's `freeze_survivors`
-after collection and after each test; each prestarted server, tests/prestart.py, after loading
-its libraries) and without (DLKERAS_TEST_GC_FREEZE=0, which turns both off).
+"""Test files run with the test session's garbage frozen (`freeze_survivors` of tests/prestart.py:
+run by tests/conftest.py after collection and after each test, and by each prestarted server
+after loading its libraries) and without (DLKERAS_TEST_GC_FREEZE=0, which turns both off).
 
     .venv/bin/python bench/test_gc.py                       # the default files, 2 rounds
     .venv/bin/python bench/test_gc.py --out bench/results/test_gc_forks.json \

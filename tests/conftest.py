@@ -1,10 +1,10 @@
-import gc
 import os
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
+from prestart import freeze_survivors
 from support import (
     FAMILIES,
     LONGEST_GROUPS,
@@ -23,7 +23,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 CACHE_KEY = pytest.StashKey[str]()
-GC_FREEZE = "DLKERAS_TEST_GC_FREEZE"
 
 
 def pytest_configure(config):
@@ -61,18 +60,6 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: (rank.get(groups[item], len(rank)), -sizes[groups[item]], groups[item]))
     for item in items:
         item.add_marker(pytest.mark.xdist_group(groups[item]))
-
-
-def freeze_survivors() -> None:
-    """Collects the garbage, then moves every object still alive out of the garbage collector's
-    reach (`gc.freeze`), unless DLKERAS_TEST_GC_FREEZE=0: a full collection otherwise walks
-    every object the session has kept (imports, the smoke runs' models, traced graphs), and
-    TensorFlow's TFLite converter and `keras.backend.clear_session` each run one
-    (`bench/test_gc.py`). A frozen object is still freed when nothing refers to it; only a
-    reference cycle of frozen objects lives on until the process ends."""
-    if os.environ.get(GC_FREEZE, "1") != "0":
-        gc.collect()
-        gc.freeze()
 
 
 def pytest_collection_finish(session):

@@ -62,6 +62,7 @@ MULTI_WORKER_TRAIN_BACKENDS = ("jax",)
 MESSAGE_BYTES = 1 << 20
 # {backend: [socket address, server pid]} of the servers the xdist controller started
 SHARED = "DLKERAS_TEST_PRESTART_SHARED"
+GC_FREEZE = "DLKERAS_TEST_GC_FREEZE"  # "0": no frozen garbage in the servers or the workers
 SHARED_WAIT_SECONDS = 300  # for a shared server to be ready (it imports under the workers' load)
 
 
@@ -449,14 +450,10 @@ def serve(address: str) -> None:
 
     import dlkeras.train  # noqa: F401
 
-    if os.environ.get("DLKERAS_TEST_GC_FREEZE", "1") != "0":  # as tests/conftest.py's workers
-        import gc
-
-        # the libraries' objects, out of every fork's garbage collections: a full collection in
-        # a fork (TensorFlow's TFLite converter, `clear_session`) walks only the fork's own
-        # objects, and the pages that hold the libraries' objects stay shared (bench/test_gc.py)
-        gc.collect()
-        gc.freeze()
+    # the libraries' objects, out of every fork's garbage collections: a full collection in a
+    # fork (TensorFlow's TFLite converter, `clear_session`) walks only the fork's own objects,
+    # and the pages that hold the libraries' objects stay shared (bench/test_gc.py)
+    freeze_survivors()
 
     global THIS_SERVER
     THIS_SERVER = (address, os.environ["KERAS_BACKEND"])
@@ -506,6 +503,21 @@ def serve(address: str) -> None:
             else:
                 os.read(wake_read, 4096)
         _reap(children)
+
+
+def freeze_survivors() -> None:
+    """Collects the garbage, then moves every object still alive out of the garbage collector's
+    reach (`gc.freeze`), unless DLKERAS_TEST_GC_FREEZE=0: a full collection otherwise walks
+    every object the process has kept (imports, the smoke runs' models, traced graphs), and
+    TensorFlow's TFLite converter and `keras.backend.clear_session` each run one
+    (`bench/test_gc.py`). A frozen object is still freed when nothing refers to it; only a
+    reference cycle of frozen objects lives on until the process ends. The servers run it once
+    their libraries are loaded, tests/conftest.py's workers after collection and each test."""
+    if os.environ.get(GC_FREEZE, "1") != "0":
+        import gc
+
+        gc.collect()
+        gc.freeze()
 
 
 def _reap(children: dict) -> None:
